@@ -1,0 +1,17 @@
+# The two commands of the README. Each installs what it needs first (tools/setup.sh, idempotent).
+.PHONY: setup test up synth bench
+
+setup:
+	@tools/setup.sh
+
+test: setup
+	.venv/bin/python -m pytest
+
+up: setup
+	.venv/bin/python -m infra.cli synth aws-dev
+
+synth: setup
+	.venv/bin/python -m infra.cli synth --all
+
+bench: setup
+	.venv/bin/python tools/bench_synth.py

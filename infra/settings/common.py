@@ -1,0 +1,87 @@
+"""Shared vocabulary of stack config: enums, the strict base model, problems and releases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAMESPACE = "lastmile"
+
+
+class Topology(StrEnum):
+    AWS = "aws"
+    ONPREM = "onprem"
+    HYBRID = "hybrid"
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class Slot(StrEnum):
+    """Blue/green slots. Blue/green is data: loop over Slot, switch with one active_slot value."""
+
+    BLUE = "blue"
+    GREEN = "green"
+
+
+class Strict(BaseModel):
+    """Frozen, closed config model: an unknown key is an error, not a silent no-op."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+DIGEST_PATTERN = r"@sha256:[0-9a-f]{64}$"
+
+
+class Release(Strict):
+    """One model release: what a slot serves. Promotion moves exactly these fields between stacks."""
+
+    model: str = Field(description="Model name in model_artifacts/manifest.json.", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    version: str = Field(description="Release version in the manifest.", pattern=r"^\d+\.\d+\.\d+$")
+    sha256: str = Field(description="sha256 of the artifact; must equal the manifest and the file.", pattern=SHA256_PATTERN)
+    image: str = Field(description="Serving image. Kubernetes: pinned by @sha256 digest. SageMaker: the manifest's URI.")
+
+
+class Serving(Strict):
+    """Which release each slot holds and which slot takes traffic."""
+
+    active_slot: Slot
+    slots: dict[Slot, Release] = Field(min_length=1)
+    shadow_slot: Slot | None = Field(
+        default=None,
+        description="SageMaker only: mirror traffic to this slot's release as a shadow variant. Omitted: no shadow.",
+    )
+
+    @property
+    def active(self) -> Release:
+        return self.slots[self.active_slot]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a stack's config, phrased so the reader can fix it."""
+
+    field: str
+    value: Any
+    message: str
+    fix: str
+
+    def render(self) -> str:
+        shown = "(missing)" if self.value is _MISSING else repr(self.value)
+        return f"{NAMESPACE}:{self.field} = {shown}\n      {self.message}\n      fix: {self.fix}"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(missing)"
+
+
+_MISSING: Any = _Missing()
+MISSING = _MISSING

@@ -1,0 +1,196 @@
+"""The one place that reads stack config.
+
+``load_settings()`` reads every ``lastmile:*`` key, parses each section into its frozen model,
+runs the cross-field rules, and either returns ``StackSettings`` or raises ``ConfigError`` listing
+every problem at once (field, value given, what is allowed, how to fix). It runs before the
+program registers any resource, so a bad stack file deploys nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from infra.settings.aws import AwsSettings
+from infra.settings.common import MISSING, NAMESPACE, Environment, Problem, Serving, Strict, Topology
+from infra.settings.onprem import OnpremSettings
+from infra.settings.onprem import ONPREM_RULES
+from infra.settings.rules import FAILED, RULES as COMMON_RULES
+from infra.settings.sections import CAPACITY_DEFAULTS, Alarms, Capacity, Rollout
+
+
+class StackSettings(Strict):
+    """Everything the program needs, validated. Built only by ``load_settings``."""
+
+    stack: str
+    topology: Topology
+    environment: Environment
+    serving: Serving
+    rollout: Rollout
+    capacity: Capacity
+    alarms: Alarms
+    aws: AwsSettings | None = None
+    onprem: OnpremSettings | None = None
+    secrets: dict[str, Any] = Field(default_factory=dict, description="SECRET_KEYS present -> secret pulumi.Output.")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    @property
+    def protect_state(self) -> bool:
+        """Stateful resources (keys, buckets, log groups, VPN) are protected in prod."""
+        return self.environment == Environment.PROD
+
+
+# key -> (model, required). Order is the order problems are reported in.
+SECTIONS: dict[str, tuple[Any, bool]] = {
+    "topology": (Topology, True),
+    "environment": (Environment, True),
+    "serving": (Serving, True),
+    "rollout": (Rollout, False),
+    "capacity": (Capacity, False),
+    "alarms": (Alarms, False),
+    "aws": (AwsSettings, False),
+    "onprem": (OnpremSettings, False),
+}
+# Top-level keys that hold one secret each (``pulumi config set --secret lastmile:<key>``). They are
+# read with get_secret, so they stay secret Outputs end to end; validation checks presence only.
+SECRET_KEYS: tuple[str, ...] = ("kubeconfig", "tls_certificate", "tls_private_key", "model_store_credentials")
+
+
+RULES = [*COMMON_RULES, *ONPREM_RULES]
+
+
+class ConfigError(pulumi.RunError):
+    """A stack's config is wrong. Raised before any resource is registered."""
+
+    def __init__(self, stack: str, problems: list[Problem]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        body = "\n".join(f"  {i}. {p.render()}" for i, p in enumerate(problems, 1))
+        super().__init__(f"stack {stack!r}: config has {count}; nothing was deployed.\n{body}")
+
+
+def _allowed_keys(model: Any, loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys a model accepts at ``loc`` (for 'unknown key' messages)."""
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel) and isinstance(part, str) and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+            args = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+            model = args[-1] if args else annotation
+        elif isinstance(part, int):
+            args = getattr(model, "__args__", ())
+            model = args[0] if args else model
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return None
+
+
+def _problems_from(section: str, model: Any, error: ValidationError) -> list[Problem]:
+    problems = []
+    for err in error.errors(include_url=False):
+        loc = tuple(err["loc"])
+        field = ".".join([section, *(str(p) for p in loc)])
+        kind, message = err["type"], err["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            problems.append(Problem(field, err["input"], "unknown key" + (f"; allowed here: {', '.join(allowed)}" if allowed else ""),
+                                    f"remove {loc[-1]!r} or correct its spelling"))
+        elif kind == "missing":
+            problems.append(Problem(field, MISSING, "required", f"add lastmile:{field} to the stack file"))
+        elif kind in ("enum", "literal_error"):
+            problems.append(Problem(field, err["input"], message, "use one of the allowed values"))
+        elif kind.startswith(("greater_than", "less_than")) or kind.endswith(("_too_short", "_too_long")):
+            problems.append(Problem(field, err["input"], message, "bring the value within the allowed range"))
+        elif kind == "string_pattern_mismatch":
+            pattern = err.get("ctx", {}).get("pattern", "")
+            problems.append(Problem(field, err["input"], f"does not match the expected form {pattern}",
+                                    "correct the value's format (see README 'Stack config')"))
+        else:
+            problems.append(Problem(field, err.get("input"), message, "correct the value (see README 'Stack config')"))
+    return problems
+
+
+def _with_capacity_defaults(raw: Any, environment: Any) -> Any:
+    """Fill omitted capacity fields from the environment's defaults (computed safe defaults)."""
+    if not isinstance(raw, dict) or environment is FAILED or environment is None:
+        return raw
+    filled = {**CAPACITY_DEFAULTS[environment], **raw}
+    filled.setdefault("initial_count", filled["min_count"])
+    return filled
+
+
+def parse_settings(stack: str, raw: dict[str, Any], secrets: dict[str, Any] | None = None) -> StackSettings:
+    """Validate raw section values (already JSON-decoded). Pure: no Pulumi needed.
+
+    ``secrets`` maps the SECRET_KEYS that are set to their (secret Output) values.
+    """
+    problems: list[Problem] = []
+    for key in sorted(set(raw) - set(SECTIONS) - set(SECRET_KEYS)):
+        problems.append(Problem(key, raw[key], f"unknown key; lastmile keys are: {', '.join(SECTIONS)}",
+                                f"remove lastmile:{key} or correct its spelling"))
+    parsed: dict[str, Any] = {}
+    for key, (model, required) in SECTIONS.items():
+        value = raw.get(key)
+        if key == "capacity":
+            value = _with_capacity_defaults({} if value is None else value, parsed.get("environment"))
+        if value is None:
+            if required:
+                problems.append(Problem(key, MISSING, "required", f"add lastmile:{key} to the stack file"))
+                parsed[key] = FAILED
+            elif key not in ("aws", "onprem"):
+                parsed[key] = model()
+            else:
+                parsed[key] = None
+            continue
+        try:
+            parsed[key] = TypeAdapter(model).validate_python(value)
+        except ValidationError as error:
+            problems.extend(_problems_from(key, model, error) if issubclass_model(model) else [
+                Problem(key, value, error.errors(include_url=False)[0]["msg"], "use one of the allowed values")])
+            parsed[key] = FAILED
+    for rule, needs in RULES:
+        if all(parsed.get(n) is not FAILED for n in needs) and all(parsed.get(n) is not None for n in needs):
+            problems.extend(rule(parsed))
+    if problems:
+        raise ConfigError(stack, problems)
+    return StackSettings(stack=stack, secrets=dict(secrets or {}), **parsed)
+
+
+def issubclass_model(model: Any) -> bool:
+    return isinstance(model, type) and issubclass(model, BaseModel)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _raw_config() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every ``lastmile:*`` key the engine passed, JSON objects decoded."""
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{NAMESPACE}:"
+    config = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    for full_key in sorted(k for k in keys if k.startswith(prefix)):
+        key = full_key[len(prefix):]
+        if key in SECRET_KEYS:
+            secrets[key] = config.require_secret(key)
+        else:
+            raw[key] = _decode(config.get(key))
+    return raw, secrets
+
+
+def load_settings() -> StackSettings:
+    """Read and validate this stack's config, or raise ConfigError with every problem."""
+    raw, secrets = _raw_config()
+    return parse_settings(pulumi.get_stack(), raw, secrets)

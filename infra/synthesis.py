@@ -1,0 +1,357 @@
+"""Offline synthesis: run the program for a stack under recording Pulumi mocks.
+
+No credentials, no engine, no network. The result is a deterministic resource graph
+(type, logical name, parent, options, inputs with secrets masked) that tests assert on
+and that pull-request diffs are built from.
+
+The recording monitor also closes the mock blind spots listed in REFERENCE.md §4:
+- a duplicate URN (same type, name and parent chain) fails the run, as the engine would;
+- the run is always ``preview=False``, so every ``apply`` runs and no value stays unknown;
+- every invoke is refused unless listed in ``_INVOKES``: programs stay deterministic;
+- the program is a function called afresh per synthesis (nothing binds at import time).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = REPO_ROOT / "stacks"
+PROJECT = "lastmile"
+
+# Wire-format signatures of the Pulumi property protocol (sdk/python/lib/pulumi/runtime/rpc.py).
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SIG_SECRET = "1b47061264138c4ac30d75fd1eb44270"
+_SIG_RESOURCE = "5cf8f73096256a8f31e491e813e4eb8e"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET_MASK = "[secret]"
+
+MOCK_ACCOUNT_ID = "111111111111"
+MOCK_REGION = "eu-west-1"
+
+
+class DuplicateUrnError(RuntimeError):
+    """Two registrations produced the same URN: the real engine refuses this."""
+
+
+class InvokeNotAllowedError(RuntimeError):
+    """The program called a provider function; programs must not depend on live lookups."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One registered resource as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    provider: str | None
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    replace_on_changes: tuple[str, ...]
+    ignore_changes: tuple[str, ...]
+    additional_secret_outputs: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    aliases: tuple[str, ...]
+    custom_timeouts: dict[str, str]
+    inputs: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "provider": self.provider,
+            "options": {
+                "protect": self.protect,
+                "retain_on_delete": self.retain_on_delete,
+                "delete_before_replace": self.delete_before_replace,
+                "replace_on_changes": list(self.replace_on_changes),
+                "ignore_changes": list(self.ignore_changes),
+                "additional_secret_outputs": list(self.additional_secret_outputs),
+                "depends_on": list(self.depends_on),
+                "aliases": list(self.aliases),
+                "custom_timeouts": self.custom_timeouts,
+            },
+            "inputs": self.inputs,
+        }
+
+
+@dataclass
+class Graph:
+    """The synthesized program: its resources and its resolved stack outputs."""
+
+    stack: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.type == type_]
+
+    def one(self, type_: str) -> Node:
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"expected exactly one {type_}, found {len(found)}: {[n.name for n in found]}")
+        return found[0]
+
+    def named(self, name: str) -> Node:
+        found = [n for n in self.nodes.values() if n.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected exactly one resource named {name!r}, found {len(found)}")
+        return found[0]
+
+    def children(self, parent: Node) -> list[Node]:
+        return [n for n in self.nodes.values() if n.parent == parent.urn]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "resources": [self.nodes[u].to_json() for u in sorted(self.nodes)],
+            "outputs": self.outputs,
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for node in self.nodes.values():
+            counts[node.type] = counts.get(node.type, 0) + 1
+        protected = sum(1 for n in self.nodes.values() if n.protect)
+        lines = [
+            f"stack {self.stack}: {len(self.nodes)} resources "
+            f"({sum(1 for n in self.nodes.values() if n.custom)} custom, {protected} protected)",
+        ]
+        lines += [f"  {count:3d}  {type_}" for type_, count in sorted(counts.items())]
+        lines.append("outputs: " + ", ".join(sorted(self.outputs)) if self.outputs else "outputs: none")
+        return "\n".join(lines) + "\n"
+
+
+def _normalize(value: Any) -> Any:
+    """Turn wire-format property values into plain JSON, masking secrets."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SIG_SECRET:
+            return SECRET_MASK
+        if sig == _SIG_RESOURCE:
+            return {"$ref": value.get("urn")}
+        return {k: _normalize(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_normalize(v) for v in value]
+    if value == _UNKNOWN:
+        return "[unknown]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _physical_name(type_: str, name: str) -> str:
+    """A stand-in for provider auto-naming: stable, unique per (type, name)."""
+    return f"{name}-{hashlib.sha256(f'{type_}/{name}'.encode()).hexdigest()[:7]}"
+
+
+class RecordingMocks(pulumi_mocks.Mocks):
+    """Echo inputs as outputs and fill in the identifiers providers compute."""
+
+    def __init__(self, account_id: str = MOCK_ACCOUNT_ID, region: str = MOCK_REGION) -> None:
+        self.account_id = account_id
+        self.region = region
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        state = dict(args.inputs)
+        physical = _physical_name(args.typ, args.name)
+        if args.typ.startswith("aws:"):
+            service = args.typ.split(":")[1].split("/")[0]
+            physical = state.get("name") or physical
+            state.setdefault("name", physical)
+            state.setdefault("arn", f"arn:aws:{service}:{self.region}:{self.account_id}:{args.name}/{physical}")
+            if args.typ == "aws:s3/bucket:Bucket" or args.typ == "aws:s3/bucketV2:BucketV2":
+                state.setdefault("bucket", physical)
+            if args.typ == "aws:kms/key:Key":
+                state.setdefault("keyId", physical)
+        elif args.typ.startswith("kubernetes:") and not args.typ.startswith("kubernetes:index"):
+            metadata = dict(state.get("metadata") or {})
+            metadata.setdefault("name", physical)
+            state["metadata"] = metadata
+            physical = metadata["name"]
+        return physical, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list | None]:
+        raise InvokeNotAllowedError(
+            f"the program called {args.token}; lastmile programs must not depend on live lookups "
+            "(REFERENCE §4, STYLE 'Deterministic programs'): pass the value through stack config instead"
+        )
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that records every registration with its options and refuses duplicate URNs."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.nodes: dict[str, Node] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != "pulumi:pulumi:Stack":
+            if urn in self.nodes:
+                raise DuplicateUrnError(f"duplicate resource URN {urn}: the engine would refuse this program")
+            raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+            timeouts = json_format.MessageToDict(request.customTimeouts) if request.HasField("customTimeouts") else {}
+            self.nodes[urn] = Node(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                custom=bool(request.custom),
+                provider=request.provider.split("::")[-2] if request.provider else None,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                replace_on_changes=tuple(sorted(request.replaceOnChanges)),
+                ignore_changes=tuple(sorted(request.ignoreChanges)),
+                additional_secret_outputs=tuple(sorted(request.additionalSecretOutputs)),
+                depends_on=tuple(sorted(set(request.dependencies))),
+                aliases=tuple(sorted(a.urn for a in request.aliases if a.urn)),
+                custom_timeouts=timeouts,
+                inputs=_normalize(raw),
+            )
+        return super().RegisterResource(request)
+
+
+def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Resolve exported outputs to plain values, masking secrets."""
+
+    async def resolve() -> dict[str, Any]:
+        resolved = {}
+        for key, value in outputs.items():
+            out = pulumi.Output.from_input(value)
+            secret = await out.is_secret()
+            resolved[key] = SECRET_MASK if secret else _normalize(await out.future())
+        return resolved
+
+    return _sync_await(resolve())
+
+
+def run_with_mocks(
+    program: Callable[[], dict[str, Any]],
+    *,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    account_id: str = MOCK_ACCOUNT_ID,
+    region: str = MOCK_REGION,
+) -> Graph:
+    """Run ``program`` (which returns its stack outputs) under fresh recording mocks."""
+    monitor = RecordingMonitor(RecordingMocks(account_id=account_id, region=region))
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    graph = Graph(stack=stack)
+    captured: dict[str, Any] = {}
+
+    def body() -> None:
+        captured.update(program() or {})
+
+    pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
+    # A failed registration leaves futures nobody awaits; their garbage-collection warnings are
+    # noise on top of the exception that run_pulumi_func re-raises.
+    asyncio_log = logging.getLogger("asyncio")
+    level = asyncio_log.level
+    asyncio_log.setLevel(logging.CRITICAL)
+    try:
+        _sync_await(run_pulumi_func(body))
+    finally:
+        gc.collect()
+        asyncio_log.setLevel(level)
+    graph.nodes = dict(monitor.nodes)
+    graph.outputs = _resolve_outputs(captured)
+    return graph
+
+
+# ---------------------------------------------------------------------------------------------
+# Stack files: the same YAML the engine reads, turned into the engine's flat config map.
+
+
+@dataclass(frozen=True)
+class StackFile:
+    name: str
+    config: dict[str, str]
+    secret_keys: list[str]
+
+
+def _flatten_secure(value: Any, path: str, secret_paths: list[str]) -> Any:
+    """Replace ``secure:`` ciphertexts with a placeholder; remember where they were."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            secret_paths.append(path)
+            return "[secret placeholder: ciphertext is only readable by the engine]"
+        return {k: _flatten_secure(v, f"{path}.{k}", secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_flatten_secure(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    return value
+
+
+def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR, overrides: dict[str, Any] | None = None) -> StackFile:
+    """Read ``stacks/Pulumi.<stack>.yaml`` into the flat ``{"ns:key": str}`` map the engine passes on.
+
+    ``overrides`` replace whole top-level keys (``{"lastmile:rollout": {...}}``); tests use them to
+    try a bad value without writing a file.
+    """
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise FileNotFoundError(f"no stack file {path}; stacks here: {', '.join(known)}")
+    document = yaml.safe_load(path.read_text()) or {}
+    raw = dict(document.get("config") or {})
+    for key, value in (overrides or {}).items():
+        if value is None:
+            raw.pop(key, None)
+        else:
+            raw[key] = value
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in raw.items():
+        secret_paths: list[str] = []
+        plain = _flatten_secure(value, key, secret_paths)
+        if secret_paths:
+            secret_keys.append(key)
+        # The engine passes strings through and objects as JSON text.
+        config[key] = plain if isinstance(plain, str) else json.dumps(plain)
+    return StackFile(name=stack, config=config, secret_keys=sorted(secret_keys))
+
+
+def list_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+
+
+def synthesize(stack: str, overrides: dict[str, Any] | None = None, stacks_dir: Path = STACKS_DIR) -> Graph:
+    """Synthesize the lastmile program for ``stack`` offline."""
+    from infra.program import run  # imported here: the program binds to the mocks set just above
+
+    stack_file = read_stack_file(stack, stacks_dir, overrides)
+    aws_section = json.loads(stack_file.config.get("lastmile:aws", "{}") or "{}")
+    return run_with_mocks(
+        run,
+        stack=stack,
+        config=stack_file.config,
+        secret_keys=stack_file.secret_keys,
+        account_id=str(aws_section.get("account_id", MOCK_ACCOUNT_ID)),
+        region=str(aws_section.get("region", MOCK_REGION)),
+    )

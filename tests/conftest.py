@@ -1,0 +1,40 @@
+"""Shared fixtures: every Pulumi test runs under the recording mocks of infra.synthesis."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from infra.synthesis import Graph, run_with_mocks, synthesize
+
+
+@pytest.fixture
+def mock_run() -> Callable[..., Graph]:
+    """Run a small program (a function returning its outputs) under fresh recording mocks.
+
+    ``mock_run(lambda: {"arn": MyComponent("x", args).arn})`` -> Graph with every registration,
+    its options and inputs (secrets masked), and the resolved outputs. preview=False: every
+    apply runs, so asserting on the Graph never silently skips a check.
+    """
+
+    def run(program: Callable[[], dict[str, Any] | None], *, stack: str = "test", config: dict[str, str] | None = None,
+            secret_keys: list[str] | None = None) -> Graph:
+        return run_with_mocks(program, stack=stack, config=config or {}, secret_keys=secret_keys or [])
+
+    return run
+
+
+_GRAPHS: dict[str, Graph] = {}
+
+
+@pytest.fixture
+def stack_graph() -> Callable[[str], Graph]:
+    """Synthesize a committed stack file (cached per stack for the session; graphs are not mutated)."""
+
+    def get(stack: str) -> Graph:
+        if stack not in _GRAPHS:
+            _GRAPHS[stack] = synthesize(stack)
+        return _GRAPHS[stack]
+
+    return get

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install everything the project needs, idempotently: the Python virtualenv (.venv) from the pinned
+# requirements, then the scanner virtualenv and the Pulumi engine when their scripts exist.
+# Re-running is fast: each step checks a stamp (a hash of its inputs) and skips when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+need_minor=11
+if ! "$PYTHON" -c "import sys; sys.exit(0 if sys.version_info >= (3, $need_minor) else 1)" 2>/dev/null; then
+  echo "setup: $PYTHON is missing or older than 3.$need_minor; install Python >= 3.$need_minor (or set PYTHON=...)" >&2
+  exit 1
+fi
+
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+want=$(stamp_of requirements.txt requirements-dev.txt pyproject.toml)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing Python dependencies into .venv" >&2
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  echo "$want" > .venv/.stamp
+fi
+
+if [ -x tools/scanners/setup.sh ]; then tools/scanners/setup.sh; fi
