@@ -180,7 +180,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
         physical = _physical_name(args.typ, args.name)
         if args.typ.startswith("aws:"):
             service = args.typ.split(":")[1].split("/")[0]
-            physical = state.get("name") or physical
+            given = state.get("name")
+            physical = given if isinstance(given, str) and given else physical
             state.setdefault("name", physical)
             state.setdefault("arn", f"arn:aws:{service}:{self.region}:{self.account_id}:{args.name}/{physical}")
             if args.typ == "aws:s3/bucket:Bucket" or args.typ == "aws:s3/bucketV2:BucketV2":
@@ -258,9 +259,14 @@ def run_with_mocks(
     secret_keys: list[str],
     account_id: str = MOCK_ACCOUNT_ID,
     region: str = MOCK_REGION,
+    monitor: RecordingMonitor | None = None,
 ) -> Graph:
-    """Run ``program`` (which returns its stack outputs) under fresh recording mocks."""
-    monitor = RecordingMonitor(RecordingMocks(account_id=account_id, region=region))
+    """Run ``program`` (which returns its stack outputs) under fresh recording mocks.
+
+    Pass your own ``monitor`` to inspect what was registered when the program raises
+    (a config error must leave ``monitor.nodes`` empty).
+    """
+    monitor = monitor or RecordingMonitor(RecordingMocks(account_id=account_id, region=region))
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
     graph = Graph(stack=stack)
@@ -341,8 +347,13 @@ def list_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
 
 
-def synthesize(stack: str, overrides: dict[str, Any] | None = None, stacks_dir: Path = STACKS_DIR) -> Graph:
-    """Synthesize the lastmile program for ``stack`` offline."""
+def synthesize(
+    stack: str,
+    overrides: dict[str, Any] | None = None,
+    stacks_dir: Path = STACKS_DIR,
+    monitor: RecordingMonitor | None = None,
+) -> Graph:
+    """Synthesize the lastmile program for ``stack`` offline (see run_with_mocks for ``monitor``)."""
     from infra.program import run  # imported here: the program binds to the mocks set just above
 
     stack_file = read_stack_file(stack, stacks_dir, overrides)
@@ -354,4 +365,5 @@ def synthesize(stack: str, overrides: dict[str, Any] | None = None, stacks_dir: 
         secret_keys=stack_file.secret_keys,
         account_id=str(aws_section.get("account_id", MOCK_ACCOUNT_ID)),
         region=str(aws_section.get("region", MOCK_REGION)),
+        monitor=monitor,
     )
