@@ -8,6 +8,7 @@ program registers any resource, so a bad stack file deploys nothing.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -150,13 +151,54 @@ def parse_settings(stack: str, raw: dict[str, Any], secrets: dict[str, Any] | No
         except ValidationError as error:
             problems.extend(_problems_from(key, model, error) if issubclass_model(model) else [
                 Problem(key, value, error.errors(include_url=False)[0]["msg"], "use one of the allowed values")])
-            parsed[key] = FAILED
+            parsed[key] = _salvage(model, value, error)
+    reported = [p.field for p in problems]
     for rule, needs in RULES:
         if all(parsed.get(n) is not FAILED for n in needs) and all(parsed.get(n) is not None for n in needs):
-            problems.extend(rule(parsed))
+            problems.extend(p for p in rule(parsed) if not _overlaps(p.field, reported))
     if problems:
         raise ConfigError(stack, problems)
     return StackSettings(stack=stack, secrets=dict(secrets or {}), **parsed)
+
+
+def _salvage(model: Any, value: Any, error: ValidationError) -> Any:
+    """The section without its invalid fields (defaults in their place), for judging the rules.
+
+    So a bad wait_seconds does not hide a bad step_percent: every problem is reported in one run.
+    FAILED when even that does not parse (the rules that read the section then stay silent).
+    """
+    errors = error.errors(include_url=False)
+    if not (issubclass_model(model) and isinstance(value, dict)) or not all(_prunable(e["type"]) for e in errors):
+        return FAILED
+    pruned = copy.deepcopy(value)
+    for err in errors:
+        *path, leaf = err["loc"] or ("",)
+        node = pruned
+        for part in path:
+            node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    try:
+        return TypeAdapter(model).validate_python(pruned)
+    except ValidationError:
+        return FAILED
+
+
+def _prunable(kind: str) -> bool:
+    """Errors whose field can fall back to its default without changing what the rules judge.
+
+    Not an invalid enum (a defaulted strategy would raise rule problems the user never wrote).
+    """
+    return kind == "extra_forbidden" or kind == "string_pattern_mismatch" or kind.startswith(("greater_than", "less_than"))
+
+
+def _has(node: Any, part: Any) -> bool:
+    return part in node if isinstance(node, dict) else isinstance(part, int) and 0 <= part < len(node)
+
+
+def _overlaps(field: str, reported: list[str]) -> bool:
+    """True when ``field`` is, contains or lies inside an already reported field."""
+    return any(field == r or field.startswith(r + ".") or r.startswith(field + ".") for r in reported)
 
 
 def issubclass_model(model: Any) -> bool:

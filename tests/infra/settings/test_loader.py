@@ -123,6 +123,14 @@ def test_all_problems_are_reported_at_once():
     assert {"rollout.step_percent", "capacity.min_count", "extra", "aws.account_id"} <= fields
 
 
+def test_an_invalid_field_does_not_hide_a_rule_violation_beside_it():
+    raw = valid_prod()
+    raw["rollout"].update(wait_seconds=4000, step_percent=60)  # a type/range error and a rule error
+    raw["aws"]["vpc"]["subnets"][0]["id"] = "not-a-subnet"  # invalid, but no duplicate 'vpc missing' report
+    fields = sorted(p.field for p in problems_of(raw))
+    assert fields == ["aws.vpc.subnets.0.id", "rollout.step_percent", "rollout.wait_seconds"]
+
+
 def test_error_message_says_nothing_was_deployed():
     raw = valid_prod()
     raw["rollout"]["step_percent"] = 60
