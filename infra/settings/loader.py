@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from infra.settings.aws import AwsSettings
 from infra.settings.common import MISSING, NAMESPACE, Environment, Problem, Serving, Strict, Topology
 from infra.settings.onprem import OnpremSettings
+from infra.settings.hybrid import HYBRID_RULES, HybridSettings
 from infra.settings.onprem import ONPREM_RULES
 from infra.settings.rules import FAILED, RULES as COMMON_RULES
 from infra.settings.sections import CAPACITY_DEFAULTS, Alarms, Capacity, Rollout
@@ -35,6 +36,7 @@ class StackSettings(Strict):
     alarms: Alarms
     aws: AwsSettings | None = None
     onprem: OnpremSettings | None = None
+    hybrid: HybridSettings | None = None
     secrets: dict[str, Any] = Field(default_factory=dict, description="SECRET_KEYS present -> secret pulumi.Output.")
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -55,13 +57,16 @@ SECTIONS: dict[str, tuple[Any, bool]] = {
     "alarms": (Alarms, False),
     "aws": (AwsSettings, False),
     "onprem": (OnpremSettings, False),
+    "hybrid": (HybridSettings, False),
 }
 # Top-level keys that hold one secret each (``pulumi config set --secret lastmile:<key>``). They are
 # read with get_secret, so they stay secret Outputs end to end; validation checks presence only.
-SECRET_KEYS: tuple[str, ...] = ("kubeconfig", "tls_certificate", "tls_private_key", "model_store_credentials")
+SECRET_KEYS: tuple[str, ...] = (
+    "kubeconfig", "tls_certificate", "tls_private_key", "model_store_credentials", "vpn_tunnel1_psk", "vpn_tunnel2_psk",
+)
 
 
-RULES = [*COMMON_RULES, *ONPREM_RULES]
+RULES = [*COMMON_RULES, *ONPREM_RULES, *HYBRID_RULES]
 
 
 class ConfigError(pulumi.RunError):
@@ -141,7 +146,7 @@ def parse_settings(stack: str, raw: dict[str, Any], secrets: dict[str, Any] | No
             if required:
                 problems.append(Problem(key, MISSING, "required", f"add lastmile:{key} to the stack file"))
                 parsed[key] = FAILED
-            elif key not in ("aws", "onprem"):
+            elif key not in ("aws", "onprem", "hybrid"):
                 parsed[key] = model()
             else:
                 parsed[key] = None

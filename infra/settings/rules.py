@@ -17,7 +17,7 @@ Rule = Callable[[Sections], list[Problem]]
 
 SAGEMAKER_MAX_STEP_PERCENT = 50
 SAGEMAKER_MAX_EXECUTION_SECONDS = 28800
-TOPOLOGY_SECTIONS = {Topology.AWS: ("aws",), Topology.ONPREM: ("onprem",), Topology.HYBRID: ("aws", "onprem")}
+TOPOLOGY_SECTIONS = {Topology.AWS: ("aws",), Topology.ONPREM: ("onprem",), Topology.HYBRID: ("aws", "onprem", "hybrid")}
 
 
 def topology_sections(s: Sections) -> list[Problem]:
