@@ -24,3 +24,13 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]
 fi
 
 if [ -x tools/scanners/setup.sh ]; then tools/scanners/setup.sh; fi
+
+# The Pulumi engine (CLI, Python language host, Kubernetes plugin), built from the Go module proxy and
+# cached by version under the home directory. When it cannot be had, say why and go on: the tests
+# that need it skip with that reason, and `make up` falls back to offline synthesis.
+if ! tools/engine/bootstrap.sh >/dev/null 2>.engine-unavailable.log; then
+  echo "setup: the Pulumi engine is unavailable here (details: .engine-unavailable.log):" >&2
+  grep -m3 -E "error|refused|403" .engine-unavailable.log | sed 's/^/setup:   /' >&2 || true
+else
+  rm -f .engine-unavailable.log
+fi

@@ -1,0 +1,447 @@
+#!/usr/bin/env bash
+# tools/engine/bootstrap.sh: provide the Pulumi engine that matches the project's pinned Python
+# packages (pulumi==3.272.0, pulumi-kubernetes==4.34.2) on a machine that cannot download it.
+#
+#   tools/engine/bootstrap.sh            ensure the engine, print its bin directory on stdout
+#   tools/engine/bootstrap.sh plugins    the same, then install the kubernetes plugin into
+#                                        $PULUMI_HOME (taken from the environment)
+#
+#   PATH="$(tools/engine/bootstrap.sh):$PATH"
+#
+# The three binaries are built from the Go module proxy (see tools/engine/README.md):
+#   pulumi                         github.com/pulumi/pulumi/pkg/v3 (cmd/pulumi), via tools/engine/cli/go.mod
+#   pulumi-language-python (+exec) github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3,
+#                                  via tools/engine/langhost-python/go.mod
+#   pulumi-resource-kubernetes     github.com/pulumi/pulumi-kubernetes/provider/v4 (cmd/pulumi-resource-kubernetes)
+# and cached by version in ${LASTMILE_ENGINE_HOME:-$HOME/.cache/lastmile/engine}/pulumi-v<V>-k8s-v<V>/bin.
+# A `pulumi` of exactly PULUMI_VERSION already on PATH (a workstation install) is used instead of
+# building the CLI; its bundled pulumi-language-python is used too when it sits beside it.
+#
+# Only the bin directory goes to stdout; everything else goes to stderr.
+# Environment knobs: LASTMILE_ENGINE_HOME (cache root), LASTMILE_ENGINE_CGO (CGO_ENABLED for the
+# builds, default 0).
+set -euo pipefail
+
+# ---- pinned versions: keep in step with requirements.txt -------------------------------------------
+PULUMI_VERSION=3.272.0   # pulumi==3.272.0      -> pkg/v3, sdk/v3 v3.272.0
+K8S_VERSION=4.34.2       # pulumi-kubernetes==4.34.2 -> provider/v4 v4.34.2
+# pulumi-language-python/v3 is never tagged: pin the pseudo-version of the commit that tag
+# v${PULUMI_VERSION} points at (v3.0.0-<commit time UTC>-<12 hex of the commit>). While this is
+# empty, a build resolves it from the commit hash the proxy reports for pkg/v3@v${PULUMI_VERSION}
+# (its .info "Origin") and logs the result so that it can be pinned here.
+LANGHOST_PSEUDO_VERSION=""
+
+PKG_MOD=github.com/pulumi/pulumi/pkg/v3
+SDK_MOD=github.com/pulumi/pulumi/sdk/v3
+LANGHOST_MOD=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
+K8S_MOD=github.com/pulumi/pulumi-kubernetes/provider/v4
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENGINE_HOME="${LASTMILE_ENGINE_HOME:-$HOME/.cache/lastmile/engine}"
+ENGINE_NAME="pulumi-v${PULUMI_VERSION}-k8s-v${K8S_VERSION}"
+ENGINE_DIR="$ENGINE_HOME/$ENGINE_NAME"
+BIN="$ENGINE_DIR/bin"
+
+INSTALL_HINT="On a workstation with internet access, install the Pulumi CLI v${PULUMI_VERSION} instead \
+(https://www.pulumi.com/docs/install/) and the plugin with \
+'PULUMI_HOME=<repo>/.pulumi-home pulumi plugin install resource kubernetes ${K8S_VERSION}'."
+
+log() { printf 'engine/bootstrap: %s\n' "$*" >&2; }
+die() { printf 'engine/bootstrap: error: %s\n' "$*" >&2; exit 1; }
+
+# ---- fast path: is everything already there? ----------------------------------------------------
+
+# Prints the version a pulumi binary reports (e.g. v3.272.0), or nothing.
+pulumi_version_of() {
+	PULUMI_SKIP_UPDATE_CHECK=true "$1" version 2>/dev/null | head -n1 | tr -d '[:space:]' || true
+}
+
+# Prints the path of the first `pulumi` on PATH outside our bin dir if it is exactly v$PULUMI_VERSION.
+system_pulumi() {
+	local p
+	while IFS= read -r p; do
+		[[ "$(dirname "$p")" -ef "$BIN" ]] && continue
+		if [[ "$(pulumi_version_of "$p")" == "v$PULUMI_VERSION" ]]; then
+			printf '%s\n' "$p"
+			return 0
+		fi
+		return 1 # the first one outside $BIN is what a user would run: it must be the right one
+	done < <(type -ap pulumi 2>/dev/null || true)
+	return 1
+}
+
+have_cli_in() { [[ -x "$1/pulumi" && "$(pulumi_version_of "$1/pulumi")" == "v$PULUMI_VERSION" ]]; }
+have_langhost_in() { [[ -x "$1/pulumi-language-python" && -f "$1/pulumi-language-python-exec" ]]; }
+have_k8s_in() { [[ -x "$1/pulumi-resource-kubernetes" ]]; }
+
+# Succeeds when $BIN (possibly together with a workstation pulumi) provides all three pieces.
+engine_complete() {
+	have_k8s_in "$BIN" || return 1
+	if have_cli_in "$BIN"; then
+		have_langhost_in "$BIN"
+		return
+	fi
+	local sys
+	sys="$(system_pulumi)" || return 1
+	have_langhost_in "$BIN" || have_langhost_in "$(dirname "$sys")"
+}
+
+# The pulumi binary to use for plugin installation.
+engine_pulumi() {
+	if have_cli_in "$BIN"; then printf '%s\n' "$BIN/pulumi"; else system_pulumi; fi
+}
+
+# ---- build prerequisites -------------------------------------------------------------------------
+
+find_go() {
+	if command -v go >/dev/null 2>&1; then
+		command -v go
+	elif [[ -x /usr/local/go/bin/go ]]; then
+		printf '%s\n' /usr/local/go/bin/go
+	else
+		return 1
+	fi
+}
+
+# Version comparison of dotted numbers: succeeds when $1 >= $2.
+version_ge() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]; }
+
+setup_go_env() {
+	local go
+	go="$(find_go)" || die "the Go toolchain is missing (no 'go' on PATH nor /usr/local/go/bin/go), so the \
+Pulumi engine cannot be built from the Go module proxy. Install Go >= 1.24 (the pulumi modules need it). $INSTALL_HINT"
+	PATH="$(dirname "$go"):$PATH"
+	export PATH
+	command -v python3 >/dev/null 2>&1 || die "python3 is missing (used to read go.mod/JSON files during the build)."
+	# Module mode with automatic go.mod/go.sum updates in the temporary wrapper modules; no VCS
+	# stamping (the module sources are not git checkouts). GOMODCACHE and GOCACHE stay at Go's
+	# defaults under $HOME (or whatever the user configured) so that warm rebuilds reuse them.
+	export GOFLAGS="-mod=mod -buildvcs=false"
+	export CGO_ENABLED="${LASTMILE_ENGINE_CGO:-0}"
+	GO_LOCAL_VERSION="$(go env GOVERSION)"
+	GO_LOCAL_VERSION="${GO_LOCAL_VERSION#go}"
+	log "using $(go version) ($(command -v go)), GOPROXY=$(go env GOPROXY), CGO_ENABLED=$CGO_ENABLED"
+	[[ "$(go env GOPROXY)" != "off" ]] || die "GOPROXY=off: the Go module proxy is needed to build the engine. $INSTALL_HINT"
+	setup_sumdb
+}
+
+# The checksum database (sum.golang.org by default) is reached either directly or through the proxy
+# (<proxy>/sumdb/<name>/...). Only when neither answers is it switched off, for the processes of
+# this script only (exported here, never written with `go env -w`). The hashes of all dependencies
+# are still checked against the go.sum files shipped inside the pulumi modules (seeded below).
+setup_sumdb() {
+	local sumdb name url proxy
+	sumdb="$(go env GOSUMDB)"
+	[[ "$sumdb" == off ]] && { log "GOSUMDB=off is already set"; return; }
+	command -v curl >/dev/null 2>&1 || { log "curl missing: not probing $sumdb, leaving GOSUMDB as is"; return; }
+	read -r name url _ <<<"$sumdb"
+	name="${name%%+*}"
+	url="${url:-https://$name}"
+	if curl -fsS -m 10 -o /dev/null "$url/latest" 2>/dev/null; then
+		log "checksum database $name reachable directly"
+		return
+	fi
+	for proxy in $(go env GOPROXY | tr ',|' '  '); do
+		[[ "$proxy" == direct || "$proxy" == off ]] && continue
+		if curl -fsS -m 10 -o /dev/null "${proxy%/}/sumdb/$name/supported" 2>/dev/null; then
+			log "checksum database $name reachable through $proxy"
+			return
+		fi
+	done
+	log "checksum database $name unreachable (directly and through the proxy): GOSUMDB=off for this build only"
+	export GOSUMDB=off
+}
+
+# go mod download -json MODULE@VERSION; prints "Dir<TAB>GoMod<TAB>Info" or dies with Go's error.
+download_module() {
+	local modver="$1" out
+	if out="$(cd "$STAGE" && go mod download -json "$modver" 2>&1)"; then
+		python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Dir"], d["GoMod"], d["Info"], sep="\t")' <<<"$out"
+		return 0
+	fi
+	local err
+	err="$(python3 -c 'import json,sys
+try: print(json.load(sys.stdin).get("Error",""))
+except Exception: pass' <<<"$out" 2>/dev/null || true)"
+	printf 'engine/bootstrap: module %s is not available from the Go module proxy (%s):\n%s\n' \
+		"$modver" "$(go env GOPROXY)" "${err:-$out}" >&2
+	return 1
+}
+
+# Resolves the language host pseudo-version from the commit of tag v$PULUMI_VERSION.
+resolve_langhost_version() {
+	[[ -n "$LANGHOST_PSEUDO_VERSION" ]] && return 0
+	local hash out
+	hash="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("Origin",{}).get("Hash",""))' "$PKG_INFO")"
+	[[ -n "$hash" ]] || die "cannot pin $LANGHOST_MOD: the proxy's .info for $PKG_MOD@v$PULUMI_VERSION has no \
+Origin hash. Set LANGHOST_PSEUDO_VERSION at the top of $0 (v3.0.0-<UTC commit time>-<12 hex of the commit of tag v$PULUMI_VERSION>)."
+	if ! out="$(cd "$STAGE" && go list -m -json "$LANGHOST_MOD@$hash" 2>&1)"; then
+		die "cannot resolve $LANGHOST_MOD at commit $hash (tag v$PULUMI_VERSION):"$'\n'"$out"
+	fi
+	LANGHOST_PSEUDO_VERSION="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])' <<<"$out")"
+	log "resolved $LANGHOST_MOD@$hash to $LANGHOST_PSEUDO_VERSION: pin it as LANGHOST_PSEUDO_VERSION in $0"
+}
+
+# Checks every module needed before anything is compiled, reporting all that are missing at once.
+preflight() {
+	local failed=0 line
+	SDK_DIR="" PKG_DIR="" PKG_GOMOD="" PKG_INFO="" LANGHOST_DIR="" LANGHOST_GOMOD="" K8S_DIR=""
+	if line="$(download_module "$SDK_MOD@v$PULUMI_VERSION")"; then
+		IFS=$'\t' read -r SDK_DIR _ _ <<<"$line"
+	else failed=1; fi
+	if [[ "$NEED_CLI" == 1 || "$NEED_LANGHOST" == 1 ]]; then
+		if line="$(download_module "$PKG_MOD@v$PULUMI_VERSION")"; then
+			IFS=$'\t' read -r PKG_DIR PKG_GOMOD PKG_INFO <<<"$line"
+		else failed=1; fi
+	fi
+	if [[ "$NEED_LANGHOST" == 1 ]]; then
+		if [[ -n "$PKG_INFO" || -n "$LANGHOST_PSEUDO_VERSION" ]]; then
+			resolve_langhost_version
+			if line="$(download_module "$LANGHOST_MOD@$LANGHOST_PSEUDO_VERSION")"; then
+				IFS=$'\t' read -r LANGHOST_DIR LANGHOST_GOMOD _ <<<"$line"
+			else failed=1; fi
+		else
+			log "module $LANGHOST_MOD not checked: its pseudo-version is not pinned and pkg/v3 is unavailable"
+			failed=1
+		fi
+	fi
+	if [[ "$NEED_K8S" == 1 ]]; then
+		if line="$(download_module "$K8S_MOD@v$K8S_VERSION")"; then
+			IFS=$'\t' read -r K8S_DIR _ _ <<<"$line"
+		else failed=1; fi
+	fi
+	[[ "$failed" == 0 ]] || die "the Pulumi engine cannot be built here: see the module errors above. $INSTALL_HINT"
+}
+
+# ---- wrapper-module helpers ------------------------------------------------------------------------
+
+# Copies the non-local replace directives of an upstream go.mod ($2) into a wrapper go.mod ($1)
+# (a dependency's replace directives are ignored by Go, so the wrapper has to repeat them). Local
+# replaces of pulumi's own modules are covered by the wrapper's requirements; any other local
+# replace cannot be reproduced and is reported.
+sync_replaces() {
+	local wrapper="$1" upstream="$2" edits
+	edits="$(go mod edit -json "$upstream" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for r in d.get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    o = old["Path"] + ("@" + old["Version"] if old.get("Version") else "")
+    if not new.get("Version"):  # local directory
+        if not old["Path"].startswith("github.com/pulumi/pulumi/"):
+            print("LOCAL", o, new["Path"])
+        continue
+    print("REPLACE", o, new["Path"] + "@" + new["Version"])
+')"
+	local kind old new
+	while read -r kind old new; do
+		[[ -n "$kind" ]] || continue
+		if [[ "$kind" == LOCAL ]]; then
+			log "warning: $upstream replaces $old with local directory $new; not reproducible, using the proxy's $old"
+		else
+			(cd "$(dirname "$wrapper")" && go mod edit "-replace=$old=$new")
+		fi
+	done <<<"$edits"
+}
+
+# Sets the wrapper's go directive to the upstream module's and checks the local toolchain for it.
+sync_go_directive() {
+	local wrapper="$1" upstream="$2" want
+	want="$(go mod edit -json "$upstream" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("Go") or "")')"
+	[[ -n "$want" ]] || return 0
+	version_ge "$GO_LOCAL_VERSION" "$want" || die "Go $GO_LOCAL_VERSION is too old: $(basename "$(dirname "$upstream")") needs go >= $want. $INSTALL_HINT"
+	(cd "$(dirname "$wrapper")" && go mod edit "-go=$want")
+}
+
+# Seeds a wrapper's go.sum with the hashes pinned by upstream go.sum files.
+seed_gosum() {
+	local dest="$1"
+	shift
+	cat "$@" 2>/dev/null | sort -u >"$dest" || true
+}
+
+# ---- the three builds ------------------------------------------------------------------------------
+
+build_cli() {
+	local w="$STAGE/src/cli"
+	mkdir -p "$w"
+	cp "$SCRIPT_DIR/cli/go.mod" "$w/go.mod"
+	(cd "$w" && go mod edit -require="$PKG_MOD@v$PULUMI_VERSION" -require="$SDK_MOD@v$PULUMI_VERSION")
+	sync_go_directive "$w/go.mod" "$PKG_GOMOD"
+	sync_replaces "$w/go.mod" "$PKG_GOMOD"
+	seed_gosum "$w/go.sum" "$PKG_DIR/go.sum" "$SDK_DIR/go.sum"
+	log "building pulumi v$PULUMI_VERSION ($PKG_MOD/cmd/pulumi)"
+	(cd "$w" && go build -trimpath \
+		-ldflags "-s -w -X $SDK_MOD/go/common/version.Version=v$PULUMI_VERSION" \
+		-o "$STAGE_BIN/pulumi" "$PKG_MOD/cmd/pulumi") >&2
+	[[ "$(pulumi_version_of "$STAGE_BIN/pulumi")" == "v$PULUMI_VERSION" ]] ||
+		die "the built pulumi reports '$(pulumi_version_of "$STAGE_BIN/pulumi")', expected v$PULUMI_VERSION"
+}
+
+build_langhost() {
+	local w="$STAGE/src/langhost-python" lh_dir="$LANGHOST_DIR" exec_src
+	mkdir -p "$w"
+	cp "$SCRIPT_DIR/langhost-python/go.mod" "$w/go.mod"
+	(cd "$w" && go mod edit -require="$LANGHOST_MOD@$LANGHOST_PSEUDO_VERSION" \
+		-require="$PKG_MOD@v$PULUMI_VERSION" -require="$SDK_MOD@v$PULUMI_VERSION")
+	sync_go_directive "$w/go.mod" "$LANGHOST_GOMOD"
+	sync_replaces "$w/go.mod" "$LANGHOST_GOMOD"
+	seed_gosum "$w/go.sum" "$lh_dir/go.sum" "$SDK_DIR/go.sum"
+	log "building pulumi-language-python ($LANGHOST_MOD@$LANGHOST_PSEUDO_VERSION)"
+	(cd "$w" && go build -trimpath \
+		-ldflags "-s -w -X $SDK_MOD/go/common/version.Version=v$PULUMI_VERSION" \
+		-o "$STAGE_BIN/pulumi-language-python" "$LANGHOST_MOD") >&2
+	# The host runs this script with the program's Python; it ships in the sdk/v3 module.
+	exec_src="$SDK_DIR/python/cmd/pulumi-language-python-exec"
+	[[ -f "$exec_src" ]] || exec_src="$(find "$SDK_DIR" "$lh_dir" -name pulumi-language-python-exec -type f 2>/dev/null | head -n1)"
+	[[ -n "$exec_src" && -f "$exec_src" ]] || die "pulumi-language-python-exec not found in $SDK_DIR nor $lh_dir"
+	install -m 0755 "$exec_src" "$STAGE_BIN/pulumi-language-python-exec"
+}
+
+build_k8s() {
+	local src="$STAGE/src/pulumi-kubernetes-provider" cmd f
+	log "copying $K8S_MOD@v$K8S_VERSION to a writable directory"
+	cp -R "$K8S_DIR" "$src"
+	chmod -R u+w "$src"
+	cmd="$src/cmd/pulumi-resource-kubernetes"
+	# Local replace directives pointing outside the module cannot resolve in the copy: drop them so
+	# the proxy's version is used (reported; there is none in the releases seen so far).
+	local old new
+	while read -r old new; do
+		[[ -n "$old" ]] || continue
+		if [[ ! -d "$src/$new" && ! -d "$new" ]]; then
+			log "warning: dropping replace $old => $new (local directory not part of the module)"
+			(cd "$src" && go mod edit "-dropreplace=$old")
+		fi
+	done < <(go mod edit -json "$src/go.mod" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    if not r["New"].get("Version"):
+        print(r["Old"]["Path"] + ("@" + r["Old"]["Version"] if r["Old"].get("Version") else ""), r["New"]["Path"])
+')
+	sync_go_directive "$src/go.mod" "$src/go.mod"
+	log "generating schema-embed.json and terraform-mapping-embed.json (VERSION=$K8S_VERSION go run ./generate.go)"
+	(cd "$cmd" && VERSION="$K8S_VERSION" go run ./generate.go) >&2
+	for f in schema-embed.json terraform-mapping-embed.json; do
+		[[ -s "$cmd/$f" ]] || die "generate.go did not produce $f in $cmd"
+	done
+	log "building pulumi-resource-kubernetes v$K8S_VERSION"
+	(cd "$src" && go build -trimpath \
+		-ldflags "-s -w -X $K8S_MOD/pkg/version.Version=$K8S_VERSION" \
+		-o "$STAGE_BIN/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes) >&2
+}
+
+# ---- orchestration ---------------------------------------------------------------------------------
+
+cleanup_stage() {
+	if [[ -n "${STAGE:-}" && -d "$STAGE" ]]; then
+		chmod -R u+w "$STAGE" 2>/dev/null || true
+		rm -rf "$STAGE"
+	fi
+}
+
+build_engine() {
+	mkdir -p "$ENGINE_HOME"
+	# One builder at a time; a second caller waits, then finds the finished cache.
+	if command -v flock >/dev/null 2>&1; then
+		exec 9>"$ENGINE_HOME/.lock"
+		if ! flock -n 9; then
+			log "another build is running (lock $ENGINE_HOME/.lock); waiting for it"
+			flock 9
+		fi
+		engine_complete && return 0
+	fi
+	# Any staging directory left now belongs to an interrupted build (we hold the lock).
+	local stale
+	for stale in "$ENGINE_HOME"/.build-*; do
+		[[ -d "$stale" ]] || continue
+		log "removing leftover $stale"
+		chmod -R u+w "$stale" 2>/dev/null || true
+		rm -rf "$stale"
+	done
+
+	# What must be built: anything not in the cache (or on a workstation) already.
+	local sys=""
+	sys="$(system_pulumi)" || sys=""
+	NEED_CLI=1 NEED_LANGHOST=1 NEED_K8S=1
+	if [[ -n "$sys" ]]; then
+		log "using $sys (v$PULUMI_VERSION) instead of building the CLI"
+		NEED_CLI=0
+		have_langhost_in "$(dirname "$sys")" && NEED_LANGHOST=0
+	fi
+	have_cli_in "$BIN" && NEED_CLI=0
+	have_langhost_in "$BIN" && NEED_LANGHOST=0
+	have_k8s_in "$BIN" && NEED_K8S=0
+
+	setup_go_env
+	STAGE="$(mktemp -d "$ENGINE_HOME/.build-$ENGINE_NAME.XXXXXX")"
+	trap cleanup_stage EXIT
+	trap 'exit 130' INT TERM
+	STAGE_BIN="$STAGE/$ENGINE_NAME/bin"
+	mkdir -p "$STAGE_BIN" "$STAGE/src"
+
+	# Keep what the existing cache already has (e.g. a host built before the CLI was needed).
+	local f
+	for f in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes; do
+		[[ -e "$BIN/$f" ]] && cp -p "$BIN/$f" "$STAGE_BIN/$f"
+	done
+	[[ "$NEED_CLI" == 1 ]] && rm -f "$STAGE_BIN/pulumi"
+
+	log "building into $STAGE (cli=$NEED_CLI langhost=$NEED_LANGHOST kubernetes=$NEED_K8S)"
+	preflight
+	[[ "$NEED_CLI" == 1 ]] && build_cli
+	[[ "$NEED_LANGHOST" == 1 ]] && build_langhost
+	[[ "$NEED_K8S" == 1 ]] && build_k8s
+
+	{
+		if [[ -x "$STAGE_BIN/pulumi" ]]; then echo "pulumi=v$PULUMI_VERSION (built)"; else echo "pulumi=v$PULUMI_VERSION (using $sys)"; fi
+		echo "pulumi-language-python=$LANGHOST_MOD@${LANGHOST_PSEUDO_VERSION:-n/a}"
+		echo "pulumi-resource-kubernetes=v$K8S_VERSION"
+		echo "go=$(go env GOVERSION) CGO_ENABLED=$CGO_ENABLED GOSUMDB=$(go env GOSUMDB)"
+		echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	} >"$STAGE/$ENGINE_NAME/BUILDINFO"
+
+	# Publish: a rename within $ENGINE_HOME, so the cache is either the old one or the new one.
+	if [[ -e "$ENGINE_DIR" ]]; then
+		mv "$ENGINE_DIR" "$STAGE/previous"
+	fi
+	mv "$STAGE/$ENGINE_NAME" "$ENGINE_DIR"
+	log "engine ready in $BIN"
+}
+
+# Installs the kubernetes plugin into $PULUMI_HOME from our binary (idempotent).
+install_k8s_plugin() {
+	[[ -n "${PULUMI_HOME:-}" ]] || die "PULUMI_HOME is not set: source tools/engine/env.sh (or set it) first"
+	local dest="$PULUMI_HOME/plugins/resource-kubernetes-v$K8S_VERSION" pulumi_bin
+	if [[ -x "$dest/pulumi-resource-kubernetes" && ! -e "$dest.partial" ]]; then
+		return 0
+	fi
+	pulumi_bin="$(engine_pulumi)" || die "no pulumi v$PULUMI_VERSION available to install the plugin"
+	log "installing resource plugin kubernetes v$K8S_VERSION into $PULUMI_HOME"
+	mkdir -p "$PULUMI_HOME"
+	PULUMI_SKIP_UPDATE_CHECK=true "$pulumi_bin" plugin install resource kubernetes "$K8S_VERSION" \
+		--file "$BIN/pulumi-resource-kubernetes" >&2
+}
+
+main() {
+	local cmd="${1:-bin}"
+	case "$cmd" in
+	bin | plugins) ;;
+	-h | --help)
+		sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		return 0
+		;;
+	*) die "unknown argument '$cmd' (expected: bin, plugins, --help)" ;;
+	esac
+	# Not `engine_complete || build_engine`: errexit is off inside a function called from a `||` list.
+	if ! engine_complete; then
+		build_engine
+	fi
+	engine_complete || die "the engine in $BIN is incomplete after the build"
+	[[ "$cmd" == plugins ]] && install_k8s_plugin
+	printf '%s\n' "$BIN"
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+	main "$@"
+fi
