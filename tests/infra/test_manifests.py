@@ -1,0 +1,34 @@
+"""Graph -> Kubernetes manifests."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.manifests import api_version, has_masked_secret, manifests, write
+
+
+def test_api_version_of_core_and_grouped_types():
+    assert api_version("kubernetes:core/v1:Service") == ("v1", "Service")
+    assert api_version("kubernetes:apps/v1:Deployment") == ("apps/v1", "Deployment")
+    assert api_version("kubernetes:networking.k8s.io/v1:NetworkPolicy") == ("networking.k8s.io/v1", "NetworkPolicy")
+
+
+def test_manifests_round_trip_inputs(mock_run, tmp_path):
+    def program():
+        ns = k8s.core.v1.Namespace("ns", metadata={"name": "serving", "labels": {"a": "b"}})
+        k8s.core.v1.ConfigMap("cm", metadata={"namespace": "serving"}, data={"k": "v"},
+                              opts=pulumi.ResourceOptions(depends_on=[ns]))
+        k8s.core.v1.Secret("s", metadata={"name": "tls", "namespace": "serving"},
+                           string_data={"key": pulumi.Output.secret("x")})
+
+    graph = mock_run(program)
+    found = manifests(graph)
+    assert [m["kind"] for m in found] == ["ConfigMap", "Namespace", "Secret"]
+    config_map = found[0]
+    assert config_map["apiVersion"] == "v1" and config_map["data"] == {"k": "v"}
+    assert config_map["metadata"]["name"].startswith("cm-")  # auto-named, deterministic stand-in
+    assert has_masked_secret(found[2]) and not has_masked_secret(found[1])
+    paths = write(graph, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(
+        ["configmap-serving-" + config_map["metadata"]["name"] + ".yaml", "namespace-serving.yaml", "secret-serving-tls.yaml"])
