@@ -1,7 +1,8 @@
-"""lastmile command line: offline synthesis (and, as they land, verification and promotion).
+"""lastmile command line: offline synthesis and rendering.
 
     python -m infra.cli synth aws-prod            # graph JSON to build/synth/aws-prod.json + summary
     python -m infra.cli synth --all               # every stack in stacks/
+    python -m infra.cli render onprem-local       # Kubernetes manifests to rendered/onprem-local-offline/
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from infra import manifests
 from infra.settings.loader import ConfigError
 from infra.synthesis import REPO_ROOT, list_stacks, synthesize
 
@@ -38,6 +40,24 @@ def _synth(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _render(args: argparse.Namespace) -> int:
+    try:
+        graph = synthesize(args.stack)
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    out_dir = Path(args.out or REPO_ROOT / "rendered" / f"{args.stack}-offline")
+    for stale in out_dir.glob("*.yaml"):
+        stale.unlink()
+    paths = manifests.write(graph, out_dir)
+    if not paths:
+        print(f"error: stack {args.stack} declares no Kubernetes resources", file=sys.stderr)
+        return 1
+    print(graph.summary(), end="")
+    print(f"{len(paths)} manifests written to {out_dir} (offline: secret values appear as {manifests.SECRET_MASK!r})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lastmile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--all", action="store_true", help="every stack in stacks/")
     synth.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default {DEFAULT_OUT.relative_to(REPO_ROOT)})")
     synth.set_defaults(func=_synth)
+    render = commands.add_parser("render", help="render a stack's Kubernetes manifests offline (no engine, no cluster)")
+    render.add_argument("stack")
+    render.add_argument("--out", help="output directory (default rendered/<stack>-offline)")
+    render.set_defaults(func=_render)
     args = parser.parse_args(argv)
     return args.func(args)
 
