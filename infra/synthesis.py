@@ -163,7 +163,7 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-def _physical_name(type_: str, name: str) -> str:
+def physical_name(type_: str, name: str) -> str:
     """A stand-in for provider auto-naming: stable, unique per (type, name)."""
     return f"{name}-{hashlib.sha256(f'{type_}/{name}'.encode()).hexdigest()[:7]}"
 
@@ -175,15 +175,25 @@ class RecordingMocks(pulumi_mocks.Mocks):
         self.account_id = account_id
         self.region = region
 
+    def arn(self, type_: str, physical: str) -> str:
+        """An ARN of the form AWS gives this kind of resource (global services have no region)."""
+        service, kind = type_.split(":")[1].split("/")[0], type_.split(":")[2]
+        kind = kind[0].lower() + kind[1:]
+        if service == "iam":
+            return f"arn:aws:iam::{self.account_id}:{kind}/{physical}"
+        if service == "s3":
+            return f"arn:aws:s3:::{physical}"
+        return f"arn:aws:{service}:{self.region}:{self.account_id}:{kind}/{physical}"
+
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         state = dict(args.inputs)
-        physical = _physical_name(args.typ, args.name)
+        physical = physical_name(args.typ, args.name)
         if args.typ.startswith("aws:"):
             service = args.typ.split(":")[1].split("/")[0]
             given = state.get("name")
             physical = given if isinstance(given, str) and given else physical
             state.setdefault("name", physical)
-            state.setdefault("arn", f"arn:aws:{service}:{self.region}:{self.account_id}:{args.name}/{physical}")
+            state.setdefault("arn", self.arn(args.typ, physical))
             if args.typ == "aws:s3/bucket:Bucket" or args.typ == "aws:s3/bucketV2:BucketV2":
                 state.setdefault("bucket", physical)
             if args.typ == "aws:kms/key:Key":

@@ -1,10 +1,20 @@
-"""The ``lastmile:aws`` section: account, region, private networking, data capture, logs."""
+"""The ``lastmile:aws`` section: account, region, private networking, data capture, logs.
+
+``AWS_RULES`` holds the cross-field rules that only SageMaker imposes (see infra/settings/rules.py for
+the shape of a rule); the limits come from components/aws, so config validation and the components
+check the same numbers.
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from infra.settings.common import Strict
+from components.aws.limits import LOG_RETENTION_DAYS
+from components.aws.rollout import LINEAR_PERCENT_RANGE, MIN_FLEET_FOR_STEPS
+from infra.settings.common import Problem, Strict, Topology
+from infra.settings.sections import RolloutStrategy
+
+__all__ = ["AWS_RULES", "AwsSettings", "LOG_RETENTION_DAYS", "Subnet", "Vpc"]
 
 
 class Subnet(Strict):
@@ -19,9 +29,6 @@ class Vpc(Strict):
     security_group_ids: list[str] = Field(min_length=1, max_length=5)
 
 
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
-
-
 class AwsSettings(Strict):
     account_id: str = Field(pattern=r"^\d{12}$", description="The only account this stack may deploy to.")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -32,3 +39,32 @@ class AwsSettings(Strict):
     vpc: Vpc | None = Field(default=None, description="Required in staging and prod. Omitted (dev): no VPC config.")
     data_capture_percent: int = Field(default=20, ge=0, le=100, description="0 turns data capture off.")
     log_retention_days: int = Field(default=365, description=f"One of CloudWatch's values: {LOG_RETENTION_DAYS}.")
+
+
+def sagemaker_traffic_steps(s: dict) -> list[Problem]:
+    """SageMaker's limits on canary/linear steps that the topology-neutral rules do not know."""
+    aws = s.get("aws")
+    if s["topology"] == Topology.ONPREM or not isinstance(aws, AwsSettings):
+        return []
+    rollout, capacity = s["rollout"], s["capacity"]
+    if rollout.strategy == RolloutStrategy.ALL_AT_ONCE:
+        return []
+    problems = []
+    low, high = LINEAR_PERCENT_RANGE
+    if rollout.strategy == RolloutStrategy.LINEAR and rollout.step_percent is not None and rollout.step_percent < low:
+        problems.append(Problem("rollout.step_percent", rollout.step_percent,
+                                f"SageMaker's linear steps are {low}-{high} % of the new fleet",
+                                f"set rollout.step_percent to {low}-{high}, or use canary"))
+    if capacity.initial_count < MIN_FLEET_FOR_STEPS:
+        problems.append(Problem("capacity.initial_count", capacity.initial_count,
+                                f"a {rollout.strategy.value} rollout shifts at most half of the new fleet per step; "
+                                "a one-instance fleet cannot be split",
+                                f"set capacity.initial_count (and min_count) to {MIN_FLEET_FOR_STEPS} or more, "
+                                "or use all_at_once (not allowed in prod)"))
+    return problems
+
+
+# (rule, sections it reads); appended to the loader's RULES.
+AWS_RULES = [
+    (sagemaker_traffic_steps, ("topology", "rollout", "capacity")),
+]

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from components.slots import Slot
+
 NAMESPACE = "lastmile"
 
 
@@ -21,13 +23,6 @@ class Environment(StrEnum):
     DEV = "dev"
     STAGING = "staging"
     PROD = "prod"
-
-
-class Slot(StrEnum):
-    """Blue/green slots. Blue/green is data: loop over Slot, switch with one active_slot value."""
-
-    BLUE = "blue"
-    GREEN = "green"
 
 
 class Strict(BaseModel):

@@ -157,12 +157,14 @@ def parse_settings(stack: str, raw: dict[str, Any], secrets: dict[str, Any] | No
             problems.extend(_problems_from(key, model, error) if issubclass_model(model) else [
                 Problem(key, value, error.errors(include_url=False)[0]["msg"], "use one of the allowed values")])
             parsed[key] = _salvage(model, value, error)
+    parsed["secret_keys"] = frozenset(secrets or {})  # presence only: rules never see secret values
     reported = [p.field for p in problems]
     for rule, needs in RULES:
         if all(parsed.get(n) is not FAILED for n in needs) and all(parsed.get(n) is not None for n in needs):
             problems.extend(p for p in rule(parsed) if not _overlaps(p.field, reported))
     if problems:
         raise ConfigError(stack, problems)
+    del parsed["secret_keys"]
     return StackSettings(stack=stack, secrets=dict(secrets or {}), **parsed)
 
 

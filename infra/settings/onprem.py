@@ -1,19 +1,316 @@
-"""The ``lastmile:onprem`` section: cluster access, namespace, model store, ingress.
+"""The ``lastmile:onprem`` section: cluster access, namespace, model store, ingress, pod security.
 
-Owned by the on-prem topology; secrets (kubeconfig, TLS key) are separate top-level secret keys
-read by the loader with get_secret (see loader.SECRET_KEYS), never plaintext here.
+Owned by the on-prem topology (``infra/topologies/onprem.py``). Secrets are never plaintext here:
+they are the top-level secret keys read by the loader with get_secret (``loader.SECRET_KEYS``):
+
+- ``lastmile:kubeconfig``               cluster credentials; required unless ``render_directory`` is set
+- ``lastmile:tls_certificate``          PEM chain of the ingress certificate; always required (TLS is on)
+- ``lastmile:tls_private_key``          PEM key of that certificate; always required
+- ``lastmile:model_store_credentials``  JSON ``{"access_key_id": ..., "secret_access_key": ...}`` of a
+                                        read-only key for the model store; always required
+
+Shape (every field below; omitted fields take the default shown)::
+
+    lastmile:onprem:
+      namespace: lastmile-serving            # created and labelled restricted by the stack
+      render_directory: rendered/onprem-local  # omitted: talk to the cluster of lastmile:kubeconfig
+      pod_security_version: v1.33            # Pod Security admission version pin (enforce, warn, audit)
+      deployer_group: lastmile-deployers     # RBAC group CI authenticates as; bound to the deployer Role
+      dns: {namespace: kube-system, pod_labels: {k8s-app: kube-dns}}
+      ingress:
+        host: iris.serving.example.internal  # required
+        class_name: nginx
+        controller: nginx                    # nginx | traefik
+        allowed_source_namespaces: [ingress-nginx]
+        allowed_source_cidrs: []
+      model_store:
+        endpoint: https://minio.example.internal:9000   # required, https only
+        bucket: lastmile-models                          # required
+        region: us-east-1
+        key_prefix: ""                       # object key: <key_prefix><model>/<version>/model.tar.gz
+        egress_cidrs: [10.20.0.0/24]         # required: where the store answers (NetworkPolicy egress)
+        ca_bundle_pem: null                  # omitted: the server image's system trust store
+      resources: {cpu_millicores: 500, memory_mib: 512, artifact_volume_mib: 256}
+      security_context:                      # restricted-profile values only; others are rejected
+        run_as_user: 10001
+        run_as_group: 10001
+        fs_group: 10001
+        seccomp_profile: runtime_default     # runtime_default | localhost (+ seccomp_localhost_profile)
+        # run_as_non_root: true, allow_privilege_escalation: false, privileged: false,
+        # read_only_root_filesystem: true, capabilities_add: [] are accepted only at these values
+        # (or NET_BIND_SERVICE): a loosening override is reported with the reason, not applied.
+
+Render mode: the Kubernetes provider writes the manifests to render_directory and talks to no cluster;
+nothing is awaited there (no readiness gate): the GitOps controller applying the YAML orders the
+rollout. The TLS and model-store secrets are still required, and they are rendered in plaintext.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from enum import StrEnum
+from urllib.parse import urlsplit
+
 from pydantic import Field
 
-from infra.settings.common import Problem, Strict
+from components.k8s.ingress import IngressController
+from infra.settings.common import DIGEST_PATTERN, MISSING, Problem, Strict, Topology
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+# The framework-free core module each model's artifact ships in code/ (load_model(dir).predict(rows));
+# model_artifacts/manifest.json notes: "On-prem servers can import code/iris_model.py directly".
+CORE_MODULES: dict[str, str] = {"iris-classifier": "iris_model"}
+# Restricted Pod Security allows adding this capability and no other.
+RESTRICTED_ADDABLE_CAPABILITIES = ("NET_BIND_SERVICE",)
+
+
+class SeccompProfile(StrEnum):
+    RUNTIME_DEFAULT = "runtime_default"
+    LOCALHOST = "localhost"
+    UNCONFINED = "unconfined"  # accepted by the parser only to be rejected with a reason (restricted forbids it)
+
+
+class Ingress(Strict):
+    """The TLS ingress in front of the stable Service. There is no plain-HTTP variant."""
+
+    host: str = Field(pattern=DNS_NAME, max_length=253, description="DNS name clients use; the TLS certificate must cover it.")
+    class_name: str = Field(default="nginx", pattern=DNS_LABEL, description="IngressClass of the cluster's controller.")
+    controller: IngressController = Field(
+        default=IngressController.NGINX,
+        description="nginx: HTTP is answered only by a redirect to HTTPS; traefik: the router binds websecure only.",
+    )
+    allowed_source_namespaces: list[str] = Field(
+        default=["ingress-nginx"],
+        description="Namespaces whose pods may reach the model servers (the ingress controller's). "
+        "Omitted: ingress-nginx.",
+    )
+    allowed_source_cidrs: list[str] = Field(
+        default=[], description="Extra source networks allowed to reach the model servers. Omitted: none."
+    )
+
+
+class ModelStore(Strict):
+    """The on-prem S3-compatible store the pods fetch their pinned artifact from, over TLS."""
+
+    endpoint: str = Field(pattern=r"^https://[a-z0-9.-]+(:\d{1,5})?/?$", description="https://host[:port] only.")
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$", description="SigV4 signing region.")
+    key_prefix: str = Field(
+        default="", pattern=r"^([A-Za-z0-9._-]+/)*$", description="Object key = <key_prefix><model>/<version>/model.tar.gz."
+    )
+    egress_cidrs: list[str] = Field(
+        min_length=1, description="Networks the store answers from; the only egress allowed besides DNS."
+    )
+    ca_bundle_pem: str | None = Field(
+        default=None,
+        pattern=r"^\s*-----BEGIN CERTIFICATE-----",
+        description="PEM CA bundle that signs the store's certificate. Omitted: the image's system trust store.",
+    )
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.endpoint).port or 443
+
+
+class Resources(Strict):
+    """Per container (model server and artifact fetcher alike): requests equal limits (Guaranteed QoS)."""
+
+    cpu_millicores: int = Field(default=500, ge=50, le=64000)
+    memory_mib: int = Field(default=512, ge=64, le=262144)
+    artifact_volume_mib: int = Field(default=256, ge=16, le=65536, description="Size limit of the artifact emptyDir.")
+
+
+class SecurityContext(Strict):
+    """securityContext values of the model-server pods (Kubernetes' names, snake_case).
+
+    Only values the restricted Pod Security profile admits are accepted; anything else is reported
+    with the reason, so a securityContext copied from elsewhere fails at config time, not at admission.
+    """
+
+    run_as_user: int = Field(default=10001, ge=0, le=2147483647, description="Non-zero; >= 10000 avoids host UIDs.")
+    run_as_group: int = Field(default=10001, ge=0, le=2147483647)
+    fs_group: int = Field(default=10001, ge=0, le=2147483647)
+    run_as_non_root: bool = True
+    allow_privilege_escalation: bool = False
+    privileged: bool = False
+    read_only_root_filesystem: bool = True
+    capabilities_add: list[str] = Field(default=[], description="Restricted allows NET_BIND_SERVICE only.")
+    seccomp_profile: SeccompProfile = SeccompProfile.RUNTIME_DEFAULT
+    seccomp_localhost_profile: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._/-]+$", description="Profile path when seccomp_profile is localhost."
+    )
+
+
+class Dns(Strict):
+    """Where cluster DNS runs: the NetworkPolicy allows port 53 to these pods only."""
+
+    namespace: str = Field(default="kube-system", pattern=DNS_LABEL)
+    pod_labels: dict[str, str] = Field(default={"k8s-app": "kube-dns"}, min_length=1)
 
 
 class OnpremSettings(Strict):
-    namespace: str = Field(default="lastmile-serving", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    namespace: str = Field(default="lastmile-serving", pattern=DNS_LABEL, description="Serving namespace (created).")
+    render_directory: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="Render mode: the Kubernetes provider writes YAML here (relative to the project root) instead "
+        "of calling a cluster; no kubeconfig needed. Rendered Secrets are plaintext there. Omitted: deploy.",
+    )
+    pod_security_version: str = Field(
+        default="v1.33", pattern=r"^v1\.\d{1,2}$", description="Pod Security admission version pin; never 'latest'."
+    )
+    deployer_group: str = Field(
+        default="lastmile-deployers",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9:._@-]{0,252}$",
+        description="RBAC group of the CI identity that runs pulumi up; bound to the namespaced deployer Role.",
+    )
+    dns: Dns = Field(default_factory=Dns)
+    ingress: Ingress
+    model_store: ModelStore
+    resources: Resources = Field(default_factory=Resources)
+    security_context: SecurityContext = Field(default_factory=SecurityContext)
+
+    @property
+    def render_mode(self) -> bool:
+        return self.render_directory is not None
 
 
-# (rule, sections it reads): see infra/settings/rules.py.
-ONPREM_RULES: list = []
+# ---------------------------------------------------------------------------------------------
+# Rules: small pure functions (sections) -> problems; see infra/settings/rules.py.
+
+KUBERNETES_TOPOLOGIES = (Topology.ONPREM, Topology.HYBRID)
+Sections = dict[str, object]
+
+
+def images_by_digest(s: Sections) -> list[Problem]:
+    """Kubernetes pulls what it is told: a tag can move under a running release, a digest cannot."""
+    if s["topology"] not in KUBERNETES_TOPOLOGIES:
+        return []
+    return [
+        Problem(f"serving.slots.{slot.value}.image", release.image,
+                "on Kubernetes the serving image must be pinned by digest (<repository>@sha256:<64 hex>); "
+                "a tag can be re-pushed under a running release",
+                "resolve the tag to its digest (crane digest / skopeo inspect) and use <repository>@sha256:<digest>")
+        for slot, release in sorted(s["serving"].slots.items())
+        if not re.search(DIGEST_PATTERN, release.image)
+    ]
+
+
+def served_by_the_onprem_runtime(s: Sections) -> list[Problem]:
+    """Both slots serve one model (the stable Service switches versions, not models), one the runtime knows."""
+    if s["topology"] not in KUBERNETES_TOPOLOGIES:
+        return []
+    slots = sorted(s["serving"].slots.items())
+    problems = []
+    first_model = slots[0][1].model
+    for slot, release in slots:
+        if release.model != first_model:
+            problems.append(Problem(f"serving.slots.{slot.value}.model", release.model,
+                                    f"both slots must serve the same model ({first_model}); blue/green switches versions",
+                                    "deploy another model as its own stack"))
+        elif release.model not in CORE_MODULES:
+            problems.append(Problem(f"serving.slots.{slot.value}.model", release.model,
+                                    f"the on-prem runtime knows the artifact layout of {sorted(CORE_MODULES)} only",
+                                    "add the model's core module to CORE_MODULES in infra/settings/onprem.py"))
+    return problems
+
+
+def restricted_security_context(s: Sections) -> list[Problem]:
+    """Values the namespace's restricted Pod Security admission would refuse, reported with the reason."""
+    sc = s["onprem"].security_context
+    field = "onprem.security_context"
+    fix = "remove the override (the default is restricted) or set a value the restricted profile admits"
+    problems = []
+    if sc.run_as_user == 0:
+        problems.append(Problem(f"{field}.run_as_user", 0, "UID 0 is root; restricted requires non-root pods", fix))
+    for name, bad, why in (
+        ("run_as_non_root", False, "restricted requires runAsNonRoot: true"),
+        ("allow_privilege_escalation", True, "restricted requires allowPrivilegeEscalation: false"),
+        ("privileged", True, "privileged containers are forbidden by the baseline and restricted profiles"),
+        ("read_only_root_filesystem", False, "lastmile pods run with a read-only root filesystem; writable paths "
+                                             "are emptyDir volumes (/tmp, the artifact)"),
+    ):
+        if getattr(sc, name) == bad:
+            problems.append(Problem(f"{field}.{name}", bad, why, fix))
+    extra_caps = [c for c in sc.capabilities_add if c not in RESTRICTED_ADDABLE_CAPABILITIES]
+    if extra_caps:
+        problems.append(Problem(f"{field}.capabilities_add", sc.capabilities_add,
+                                f"restricted drops ALL capabilities and allows adding only {RESTRICTED_ADDABLE_CAPABILITIES}",
+                                "remove the capabilities (the server listens on 8080 and needs none)"))
+    if sc.seccomp_profile == SeccompProfile.UNCONFINED:
+        problems.append(Problem(f"{field}.seccomp_profile", sc.seccomp_profile.value,
+                                "restricted requires seccomp runtime_default or localhost", fix))
+    if (sc.seccomp_profile == SeccompProfile.LOCALHOST) != (sc.seccomp_localhost_profile is not None):
+        problems.append(Problem(f"{field}.seccomp_localhost_profile", sc.seccomp_localhost_profile,
+                                "seccomp_localhost_profile is needed with seccomp_profile localhost and only then",
+                                "set both (localhost + a profile path) or neither"))
+    return problems
+
+
+def narrow_networks(s: Sections) -> list[Problem]:
+    """CIDRs must parse, and none may be 'everything': the NetworkPolicy is the on-prem perimeter."""
+    onprem = s["onprem"]
+    problems = []
+    for field, cidrs in (("onprem.ingress.allowed_source_cidrs", onprem.ingress.allowed_source_cidrs),
+                         ("onprem.model_store.egress_cidrs", onprem.model_store.egress_cidrs)):
+        for cidr in cidrs:
+            try:
+                network = ipaddress.ip_network(cidr, strict=True)
+            except ValueError as error:
+                problems.append(Problem(field, cidr, f"not a CIDR network: {error}",
+                                        "write it as address/prefix with no host bits set, e.g. 10.20.0.0/24"))
+                continue
+            if network.prefixlen == 0:
+                problems.append(Problem(field, cidr, "a /0 network opens the namespace to every address",
+                                        "list the narrow networks that need access"))
+    if not onprem.ingress.allowed_source_namespaces and not onprem.ingress.allowed_source_cidrs:
+        problems.append(Problem("onprem.ingress.allowed_source_namespaces", [],
+                                "with no source namespace and no source CIDR nothing can reach the model servers",
+                                "name the ingress controller's namespace (e.g. ingress-nginx)"))
+    return problems
+
+
+def deployer_group_not_system(s: Sections) -> list[Problem]:
+    group = s["onprem"].deployer_group
+    if not group.startswith("system:"):
+        return []
+    return [Problem("onprem.deployer_group", group,
+                    "system: groups are Kubernetes' own (system:authenticated is every user); binding the deployer "
+                    "Role to one grants it far beyond CI",
+                    "name the group your CI identity (OIDC or certificate) carries, e.g. lastmile-deployers")]
+
+
+def required_secrets(onprem: OnpremSettings, present: frozenset[str] | set[str]) -> list[Problem]:
+    """The secret keys the on-prem topology needs: TLS is always on; a cluster needs credentials."""
+    needed = ["tls_certificate", "tls_private_key", "model_store_credentials"]
+    if not onprem.render_mode:
+        needed.insert(0, "kubeconfig")
+    why = {
+        "kubeconfig": "the Kubernetes provider takes its cluster credentials from this secret only "
+                      "(no ambient kubeconfig); omit it only in render mode (onprem.render_directory)",
+        "tls_certificate": "the ingress terminates TLS with this certificate; there is no plain-HTTP route",
+        "tls_private_key": "the ingress terminates TLS with this key; there is no plain-HTTP route",
+        "model_store_credentials": "the pods fetch their pinned artifact from the model store with this read-only key",
+    }
+    return [Problem(key, MISSING, f"required secret is not set: {why[key]}",
+                    f"pulumi config set --secret lastmile:{key} < <file>")
+            for key in needed if key not in present]
+
+
+def secrets_present(s: Sections) -> list[Problem]:
+    """The loader passes the names of the secret keys that are set as the pseudo-section ``secret_keys``."""
+    return required_secrets(s["onprem"], s["secret_keys"])
+
+
+# (rule, sections it reads): see infra/settings/rules.py. A rule runs only when every section it reads
+# parsed cleanly and is present.
+ONPREM_RULES: list = [
+    (images_by_digest, ("serving", "topology")),
+    (served_by_the_onprem_runtime, ("serving", "topology")),
+    (restricted_security_context, ("onprem",)),
+    (narrow_networks, ("onprem",)),
+    (deployer_group_not_system, ("onprem",)),
+    (secrets_present, ("onprem", "secret_keys")),
+]

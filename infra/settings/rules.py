@@ -43,7 +43,7 @@ def serving_slots(s: Sections) -> list[Problem]:
         if serving.shadow_slot == serving.active_slot:
             problems.append(Problem("serving.shadow_slot", serving.shadow_slot.value,
                                     "the shadow slot cannot be the active slot",
-                                    f"set shadow_slot to the other slot ({_other(serving.active_slot).value}) or remove it"))
+                                    f"set shadow_slot to the other slot ({serving.active_slot.other.value}) or remove it"))
         elif serving.shadow_slot not in serving.slots:
             problems.append(Problem("serving.shadow_slot", serving.shadow_slot.value, "the shadow slot has no release",
                                     f"add serving.slots.{serving.shadow_slot.value} or remove shadow_slot"))
@@ -119,7 +119,8 @@ def prod_guardrails(s: Sections) -> list[Problem]:
         return []
     problems = []
     rollout, capacity = _section(s, "rollout"), _section(s, "capacity")
-    if rollout is not None and rollout.strategy == RolloutStrategy.ALL_AT_ONCE:
+    sagemaker = _section(s, "topology") in (Topology.AWS, Topology.HYBRID)  # on-prem switches whole ready slots
+    if sagemaker and rollout is not None and rollout.strategy == RolloutStrategy.ALL_AT_ONCE:
         problems.append(Problem("rollout.strategy", rollout.strategy.value,
                                 "prod rolls out with canary or linear traffic shifting and auto-rollback",
                                 "set rollout.strategy to canary or linear with a step_percent"))
@@ -199,10 +200,6 @@ def _section(s: Sections, name: str):
     """A section that is present and parsed, else None."""
     value = s.get(name)
     return None if value is FAILED else value
-
-
-def _other(slot: Slot) -> Slot:
-    return Slot.GREEN if slot == Slot.BLUE else Slot.BLUE
 
 
 # (rule, sections it reads). A rule runs only when all of them parsed cleanly.
