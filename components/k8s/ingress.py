@@ -1,0 +1,107 @@
+"""TlsIngress: the only way in from outside the cluster, and it is HTTPS.
+
+There is no plain-HTTP variant to ask for: the certificate and key (secret Outputs) are required
+fields; they become an immutable ``kubernetes.io/tls`` Secret (a rotation creates a new Secret and
+repoints the Ingress), and the Ingress always carries a ``tls`` section for its one host. Plain HTTP
+is shut off per controller: ingress-nginx answers HTTP only with a permanent redirect to HTTPS
+(force-ssl-redirect; HSTS is the controller's default); Traefik binds the router to its ``websecure`` entrypoint only, so no
+HTTP router exists at all. TLS ends at the controller; inside the namespace the NetworkPolicy admits
+only the controller's traffic to the serving port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.common import DNS_LABEL, base_labels
+
+DNS_NAME_PART = DNS_LABEL
+
+
+class IngressController(StrEnum):
+    NGINX = "nginx"
+    TRAEFIK = "traefik"
+
+
+HTTPS_ONLY_ANNOTATIONS: dict[IngressController, dict[str, str]] = {
+    IngressController.NGINX: {
+        "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
+        "nginx.ingress.kubernetes.io/ssl-redirect": "true",
+        "nginx.ingress.kubernetes.io/backend-protocol": "HTTP",
+    },
+    IngressController.TRAEFIK: {
+        "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+        "traefik.ingress.kubernetes.io/router.tls": "true",
+    },
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsIngressArgs:
+    namespace: pulumi.Input[str]
+    host: str
+    class_name: str
+    controller: IngressController
+    service_name: pulumi.Input[str]
+    service_port: int
+    tls_certificate_pem: pulumi.Input[str]
+    """Secret Output: PEM certificate chain covering ``host``."""
+    tls_private_key_pem: pulumi.Input[str]
+    """Secret Output: PEM private key of that certificate."""
+
+    def __post_init__(self) -> None:
+        labels = self.host.split(".")
+        if len(self.host) > 253 or not all(DNS_NAME_PART.match(part) for part in labels):
+            raise ValueError(f"host must be a DNS name, got {self.host!r}")
+        if not DNS_LABEL.match(self.class_name):
+            raise ValueError(f"class_name must be a DNS label, got {self.class_name!r}")
+        if self.tls_certificate_pem is None or self.tls_private_key_pem is None:
+            raise ValueError("TLS is required: pass tls_certificate_pem and tls_private_key_pem")
+
+
+class TlsIngress(pulumi.ComponentResource):
+    """HTTPS-only Ingress to one Service, with its certificate in an immutable TLS Secret."""
+
+    url: str
+
+    def __init__(self, name: str, args: TlsIngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("lastmile:k8s:TlsIngress", name, None, opts)
+        labels = base_labels("lastmile-ingress", "ingress")
+        certificate = k8s.core.v1.Secret(
+            f"{name}-tls",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            type="kubernetes.io/tls",
+            immutable=True,
+            string_data={
+                "tls.crt": pulumi.Output.secret(args.tls_certificate_pem),
+                "tls.key": pulumi.Output.secret(args.tls_private_key_pem),
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        annotations = dict(HTTPS_ONLY_ANNOTATIONS[args.controller])
+        k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels, annotations=annotations),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name=args.class_name,
+                tls=[k8s.networking.v1.IngressTLSArgs(hosts=[args.host], secret_name=certificate.metadata.name)],
+                rules=[k8s.networking.v1.IngressRuleArgs(
+                    host=args.host,
+                    http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[k8s.networking.v1.HTTPIngressPathArgs(
+                        path="/v2",
+                        path_type="Prefix",
+                        backend=k8s.networking.v1.IngressBackendArgs(service=k8s.networking.v1.IngressServiceBackendArgs(
+                            name=args.service_name,
+                            port=k8s.networking.v1.ServiceBackendPortArgs(number=args.service_port),
+                        )),
+                    )]),
+                )],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.url = f"https://{args.host}/v2"
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,180 @@
+"""ServingNamespace: a namespace that is locked down before anything runs in it.
+
+Safe defaults, all always on:
+- Pod Security admission labels at ``restricted`` for enforce, warn and audit, each pinned to
+  ``pod_security_version`` (a pinned version keeps a cluster upgrade from changing what is admitted);
+- a ResourceQuota (CPU, memory, pods; no LoadBalancer or NodePort Services, which would bypass the
+  TLS ingress) and a LimitRange whose defaults give any container requests and limits;
+- a default-deny NetworkPolicy for every pod (ingress and egress), plus narrow allows for the model
+  servers: ingress on the serving port only from the ingress sources; egress only to cluster DNS
+  (port 53) and to the model store (its CIDRs and port); ``extra_egress_cidrs`` (HTTPS, 443) is for
+  the hybrid topology's cloud endpoints and is empty by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.common import ContainerResources, base_labels, require_cidrs, require_dns_label
+
+POD_SECURITY_LEVEL = "restricted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceBudget:
+    """The namespace's ResourceQuota (requests and limits alike, since containers set them equal)."""
+
+    cpu_millicores: int
+    memory_mib: int
+    pods: int
+
+    def __post_init__(self) -> None:
+        if min(self.cpu_millicores, self.memory_mib, self.pods) < 1:
+            raise ValueError(f"every quota must be >= 1: {self}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingNamespaceArgs:
+    namespace_name: str
+    """Physical name of the namespace (from stack config: other systems address it by name)."""
+    pod_security_version: str
+    """Pod Security admission version pin, e.g. v1.33."""
+    quota: ResourceBudget
+    container_defaults: ContainerResources
+    """LimitRange default requests/limits for a container that sets none, and the per-container maximum."""
+    server_pod_labels: dict[str, str]
+    """Labels every model-server pod carries; the allow policies select these pods only."""
+    server_port: int
+    ingress_source_namespaces: tuple[str, ...] = ()
+    """Namespaces (by name) whose pods may reach the model servers. Omitted: none."""
+    ingress_source_cidrs: tuple[str, ...] = ()
+    """Networks that may reach the model servers. Omitted: none."""
+    dns_namespace: str = "kube-system"
+    """Namespace of the cluster DNS pods (port 53 egress goes there only). Omitted: kube-system."""
+    dns_pod_labels: dict[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    """Labels of the cluster DNS pods. Omitted: k8s-app=kube-dns (CoreDNS and kube-dns alike)."""
+    model_store_cidrs: tuple[str, ...]
+    model_store_port: int
+    extra_egress_cidrs: tuple[str, ...] = ()
+    """More HTTPS (443) destinations for the model servers (hybrid: cloud endpoints). Omitted: none."""
+
+    def __post_init__(self) -> None:
+        require_dns_label("namespace_name", self.namespace_name)
+        if not self.pod_security_version.startswith("v1."):
+            raise ValueError(f"pod_security_version must be pinned as v1.<minor>, got {self.pod_security_version!r}")
+        if not self.server_pod_labels:
+            raise ValueError("server_pod_labels must not be empty: an empty selector would open every pod")
+        if not (self.ingress_source_namespaces or self.ingress_source_cidrs):
+            raise ValueError("give ingress_source_namespaces or ingress_source_cidrs: nothing could reach the servers")
+        if not self.model_store_cidrs:
+            raise ValueError("model_store_cidrs must name where the model store answers")
+        for name in (*self.ingress_source_namespaces, self.dns_namespace):
+            require_dns_label("namespace", name)
+        require_cidrs("ingress_source_cidrs", self.ingress_source_cidrs)
+        require_cidrs("model_store_cidrs", self.model_store_cidrs)
+        require_cidrs("extra_egress_cidrs", self.extra_egress_cidrs)
+        for port in (self.server_port, self.model_store_port):
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port must be 1-65535, got {port}")
+
+
+class ServingNamespace(pulumi.ComponentResource):
+    """The serving namespace with Pod Security admission, quota, limits and default-deny networking."""
+
+    namespace_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ServingNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("lastmile:k8s:ServingNamespace", name, None, opts)
+        labels = base_labels(args.namespace_name, "serving-namespace")
+        psa = {f"pod-security.kubernetes.io/{mode}": POD_SECURITY_LEVEL for mode in ("enforce", "warn", "audit")}
+        psa |= {f"pod-security.kubernetes.io/{mode}-version": args.pod_security_version
+                for mode in ("enforce", "warn", "audit")}
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace_name, labels=labels | psa),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ns = namespace.metadata.name
+
+        def meta(role: str) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(namespace=ns, labels=labels | {"lastmile.dev/policy": role})
+
+        quantity = {"cpu": f"{args.quota.cpu_millicores}m", "memory": f"{args.quota.memory_mib}Mi"}
+        k8s.core.v1.ResourceQuota(
+            f"{name}-quota",
+            metadata=meta("quota"),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(hard={
+                "requests.cpu": quantity["cpu"], "limits.cpu": quantity["cpu"],
+                "requests.memory": quantity["memory"], "limits.memory": quantity["memory"],
+                "pods": str(args.quota.pods),
+                "services.loadbalancers": "0", "services.nodeports": "0",
+            }),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        defaults = args.container_defaults.quantities()
+        k8s.core.v1.LimitRange(
+            f"{name}-limits",
+            metadata=meta("limits"),
+            spec=k8s.core.v1.LimitRangeSpecArgs(limits=[k8s.core.v1.LimitRangeItemArgs(
+                type="Container", default=defaults, default_request=defaults, max=defaults,
+            )]),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny",
+            metadata=meta("default-deny"),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress", "Egress"],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        servers = k8s.meta.v1.LabelSelectorArgs(match_labels=args.server_pod_labels)
+        sources = [
+            k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                match_labels={"kubernetes.io/metadata.name": source}))
+            for source in args.ingress_source_namespaces
+        ] + [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
+             for cidr in args.ingress_source_cidrs]
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-allow-ingress",
+            metadata=meta("allow-ingress"),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=servers,
+                policy_types=["Ingress"],
+                ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    from_=sources, ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=args.server_port, protocol="TCP")],
+                )],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        egress = [
+            k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                to=[k8s.networking.v1.NetworkPolicyPeerArgs(
+                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                        match_labels={"kubernetes.io/metadata.name": args.dns_namespace}),
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.dns_pod_labels),
+                )],
+                ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")],
+            ),
+            _cidr_egress(args.model_store_cidrs, args.model_store_port),
+        ]
+        if args.extra_egress_cidrs:
+            egress.append(_cidr_egress(args.extra_egress_cidrs, 443))
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-allow-egress",
+            metadata=meta("allow-egress"),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(pod_selector=servers, policy_types=["Egress"], egress=egress),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.namespace_name = ns
+        self.register_outputs({"namespace_name": ns})
+
+
+def _cidr_egress(cidrs: tuple[str, ...], port: int) -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+    return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        to=[k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=c)) for c in cidrs],
+        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")],
+    )

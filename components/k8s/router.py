@@ -1,0 +1,72 @@
+"""SlotRouter: the blue/green switch. One stable Service follows ``active``; a preview Service the idle slot.
+
+Switching is data: the stable Service's selector is the model-server labels plus the active slot's
+``lastmile.dev/slot`` value, so a flip of ``active_slot`` in the stack file changes exactly that
+selector (and the preview's). Logical names carry no slot, so a flip never renames or replaces a
+Service.
+
+Readiness: the stable Service depends on the active slot's Deployment. When one ``pulumi up`` both
+changes a slot's release and makes it active, the Deployment's readiness await (Pulumi waits for the
+rollout to be available) completes before the selector moves; a failed rollout stops the update with
+traffic still on the old slot. The previous slot's Deployment is untouched by a flip, so it keeps
+serving the preview Service and a flip back is instant; it goes away only when the stack file drops
+its release. In render mode nothing is awaited (no cluster): the GitOps controller applying the
+rendered YAML orders the rollout (e.g. Argo CD sync waves) and should gate the Service on the
+Deployment's health.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.common import SLOT_LABEL
+from components.k8s.model_server import ModelServer
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlotRouterArgs:
+    namespace: pulumi.Input[str]
+    active: ModelServer
+    idle: ModelServer | None = None
+    """The other slot's server, when it has a release. Omitted: no preview Service."""
+
+    def __post_init__(self) -> None:
+        if self.idle is not None and self.idle.slot == self.active.slot:
+            raise ValueError(f"the idle server must be on the other slot, both are {self.active.slot.value}")
+        if self.idle is not None and {k: v for k, v in self.idle.pod_labels.items() if k != SLOT_LABEL} != {
+                k: v for k, v in self.active.pod_labels.items() if k != SLOT_LABEL}:
+            raise ValueError("active and idle servers must serve the same model (same labels but the slot)")
+
+
+class SlotRouter(pulumi.ComponentResource):
+    """Stable and preview ClusterIP Services over the slots' model servers."""
+
+    stable_service_name: pulumi.Output[str]
+    preview_service_name: pulumi.Output[str] | None
+    port: int
+
+    def __init__(self, name: str, args: SlotRouterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("lastmile:k8s:SlotRouter", name, None, opts)
+        self.port = args.active.port
+        stable = self._service(f"{name}-stable", args.namespace, args.active, "stable")
+        self.stable_service_name = stable.metadata.name
+        self.preview_service_name = None
+        if args.idle is not None:
+            self.preview_service_name = self._service(f"{name}-preview", args.namespace, args.idle, "preview").metadata.name
+        self.register_outputs({"stable_service_name": self.stable_service_name})
+
+    def _service(self, name: str, namespace: pulumi.Input[str], server: ModelServer, role: str) -> k8s.core.v1.Service:
+        labels = {k: v for k, v in server.pod_labels.items() if k != SLOT_LABEL} | {"lastmile.dev/route": role}
+        return k8s.core.v1.Service(
+            name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=namespace, labels=labels),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=server.pod_labels,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=server.port, target_port="http", protocol="TCP")],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[server.deployment]),
+        )

@@ -1,0 +1,165 @@
+"""The onprem topology: model serving on the company's own Kubernetes cluster.
+
+What gets built (every piece a component in components/k8s):
+  provider        explicit Kubernetes provider: kubeconfig from the secret lastmile:kubeconfig, or
+                  render mode (onprem.render_directory): YAML written to that directory, no cluster
+  namespace       ServingNamespace: restricted Pod Security, quota, limits, default-deny + narrow allows
+  deployer        DeployerAccess: namespaced Role + RoleBinding for CI's group
+  model-store     ModelStoreAccess: the store's read-only key (Secret) and CA bundle (ConfigMap)
+  <model>-<slot>  ModelServer per slot that has a release in serving.slots (a slot is present iff it has one)
+  <model>-router  SlotRouter: stable Service on serving.active_slot, preview Service on the other slot
+  <model>-ingress TlsIngress: HTTPS-only Ingress to the stable Service
+
+Blue/green is data: the slots are a loop over Slot; serving.active_slot alone moves the stable Service.
+The hybrid topology reuses ``build_onprem(settings, provider, extra_egress_cidrs=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.k8s.common import ContainerResources, PodSecurity, SeccompProfileType
+from components.k8s.identity import DeployerAccess, DeployerAccessArgs
+from components.k8s.ingress import TlsIngress, TlsIngressArgs
+from components.k8s.model_server import SERVER_POD_LABELS, ModelServer, ModelServerArgs, ReplicaPolicy
+from components.k8s.model_store import ModelStoreAccess, ModelStoreAccessArgs
+from components.k8s.namespace import ResourceBudget, ServingNamespace, ServingNamespaceArgs
+from components.k8s.router import SlotRouter, SlotRouterArgs
+from infra.settings.common import Environment, Slot
+from infra.settings.loader import StackSettings
+from infra.settings.onprem import CORE_MODULES, SeccompProfile
+
+# Render mode needs no cluster. The provider still gets an explicit (empty) kubeconfig, so it never
+# falls back to $KUBECONFIG or ~/.kube/config of whoever runs `pulumi up`.
+EMPTY_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\ncurrent-context: \"\"\n"
+SURGE_PODS = 1  # the Deployments roll with maxSurge 1, maxUnavailable 0
+
+
+def build(settings: StackSettings) -> dict[str, Any]:
+    """Build the on-prem topology with an explicit provider (secret presence is judged by the loader)."""
+    return build_onprem(settings, kubernetes_provider(settings))
+
+
+def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
+    """The one Kubernetes provider; every option that could come from the environment is pinned."""
+    onprem = settings.onprem
+    kubeconfig = settings.secrets.get("kubeconfig")  # absent only in render mode (required_secrets)
+    return k8s.Provider(
+        "kubernetes",
+        kubeconfig=pulumi.Output.secret(EMPTY_KUBECONFIG) if kubeconfig is None else kubeconfig,
+        render_yaml_to_directory=onprem.render_directory,
+        enable_server_side_apply=True,
+        enable_config_map_mutable=False,
+        enable_secret_mutable=False,
+        enable_patch_force=False,
+        upsert_existing_objects=False,
+        delete_unreachable=False,
+        skip_update_unreachable=False,
+        suppress_deprecation_warnings=False,
+        suppress_helm_hook_warnings=False,
+    )
+
+
+def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
+                 extra_egress_cidrs: Sequence[str] = ()) -> dict[str, Any]:
+    """The on-prem serving half, on ``provider``. ``extra_egress_cidrs``: HTTPS destinations the model
+    servers may reach besides the model store (the hybrid topology's cloud endpoints)."""
+    onprem, serving, capacity = settings.onprem, settings.serving, settings.capacity
+    model = serving.active.model
+    opts = pulumi.ResourceOptions(provider=provider)
+    resources = ContainerResources(cpu_millicores=onprem.resources.cpu_millicores,
+                                   memory_mib=onprem.resources.memory_mib)
+    pods = len(serving.slots) * (capacity.max_count + SURGE_PODS)
+    namespace = ServingNamespace("serving", ServingNamespaceArgs(
+        namespace_name=onprem.namespace,
+        pod_security_version=onprem.pod_security_version,
+        quota=ResourceBudget(cpu_millicores=pods * resources.cpu_millicores,
+                             memory_mib=pods * resources.memory_mib, pods=pods),
+        container_defaults=resources,
+        server_pod_labels=SERVER_POD_LABELS,
+        server_port=8080,
+        ingress_source_namespaces=tuple(onprem.ingress.allowed_source_namespaces),
+        ingress_source_cidrs=tuple(onprem.ingress.allowed_source_cidrs),
+        dns_namespace=onprem.dns.namespace,
+        dns_pod_labels=dict(onprem.dns.pod_labels),
+        model_store_cidrs=tuple(onprem.model_store.egress_cidrs),
+        model_store_port=onprem.model_store.port,
+        extra_egress_cidrs=tuple(extra_egress_cidrs),
+    ), opts=opts)
+    ns = namespace.namespace_name
+    deployer = DeployerAccess("deployer", DeployerAccessArgs(namespace=ns, group_name=onprem.deployer_group), opts=opts)
+    store = ModelStoreAccess("model-store", ModelStoreAccessArgs(
+        namespace=ns,
+        endpoint_url=onprem.model_store.endpoint,
+        bucket=onprem.model_store.bucket,
+        region=onprem.model_store.region,
+        key_prefix=onprem.model_store.key_prefix,
+        credentials_json=settings.secrets["model_store_credentials"],
+        ca_bundle_pem=onprem.model_store.ca_bundle_pem,
+    ), opts=opts)
+    security = _pod_security(settings)
+    servers: dict[Slot, ModelServer] = {}
+    for slot in Slot:
+        release = serving.slots.get(slot)
+        if release is None:
+            continue  # a slot exists only while it has a release: dropping it from the stack file retires it
+        servers[slot] = ModelServer(f"{release.model}-{slot.value}", ModelServerArgs(
+            namespace=ns,
+            slot=slot,
+            model_name=release.model,
+            model_version=release.version,
+            artifact_sha256=release.sha256,
+            image=release.image,
+            core_module=CORE_MODULES[release.model],
+            model_store=store,
+            replicas=ReplicaPolicy(min_count=capacity.min_count, max_count=capacity.max_count,
+                                   target_cpu_percent=capacity.target_cpu_percent,
+                                   spread_required=settings.environment != Environment.DEV),
+            resources=resources,
+            artifact_volume_mib=onprem.resources.artifact_volume_mib,
+            security=security,
+            rollout_timeout_seconds=settings.rollout.max_execution_seconds,
+        ), opts=opts)
+    idle = next((server for slot, server in servers.items() if slot != serving.active_slot), None)
+    router = SlotRouter(f"{model}-router", SlotRouterArgs(
+        namespace=ns, active=servers[serving.active_slot], idle=idle), opts=opts)
+    ingress = TlsIngress(f"{model}-ingress", TlsIngressArgs(
+        namespace=ns,
+        host=onprem.ingress.host,
+        class_name=onprem.ingress.class_name,
+        controller=onprem.ingress.controller,
+        service_name=router.stable_service_name,
+        service_port=router.port,
+        tls_certificate_pem=settings.secrets["tls_certificate"],
+        tls_private_key_pem=settings.secrets["tls_private_key"],
+    ), opts=opts)
+    outputs: dict[str, Any] = {
+        "active_slot": serving.active_slot.value,
+        "active_release": f"{serving.active.model} {serving.active.version}",
+        "slots": {slot.value: f"{r.model} {r.version}" for slot, r in sorted(serving.slots.items())},
+        "namespace": ns,
+        "endpoint_url": f"{ingress.url}/models/{model}/infer",
+        "stable_service": router.stable_service_name,
+        "deployer_role": deployer.role_name,
+    }
+    if router.preview_service_name is not None:
+        outputs["preview_service"] = router.preview_service_name
+    if onprem.render_directory is not None:
+        outputs["render_directory"] = onprem.render_directory
+    return outputs
+
+
+def _pod_security(settings: StackSettings) -> PodSecurity:
+    sc = settings.onprem.security_context
+    return PodSecurity(
+        run_as_user_id=sc.run_as_user,
+        run_as_group_id=sc.run_as_group,
+        fs_group_id=sc.fs_group,
+        seccomp_profile={SeccompProfile.RUNTIME_DEFAULT: SeccompProfileType.RUNTIME_DEFAULT,
+                         SeccompProfile.LOCALHOST: SeccompProfileType.LOCALHOST}[sc.seccomp_profile],
+        seccomp_localhost_profile=sc.seccomp_localhost_profile,
+    )

@@ -1,0 +1,372 @@
+"""The onprem topology, synthesized from the committed stack files under the recording mocks.
+
+Invariants on every on-prem stack (restricted pods, RBAC, default-deny, explicit provider), the
+blue -> green flip as a graph diff, each acceptance failure as a ConfigError that registers nothing,
+and (marked ``scanner``) every manifest through kubernetes-validate --strict and checkov.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.k8s.policy import rbac_violations, restricted_violations
+from infra.settings.loader import ConfigError
+from infra.synthesis import (
+    REPO_ROOT,
+    SECRET_MASK,
+    STACKS_DIR,
+    Graph,
+    RecordingMocks,
+    RecordingMonitor,
+    physical_name,
+    synthesize,
+)
+
+STACKS = ["onprem-local", "onprem-dev", "onprem-prod"]
+POD_TEMPLATES = ("kubernetes:apps/v1:Deployment",)
+KUBERNETES_VERSION = "1.33.0"  # matches onprem.pod_security_version's default pin (v1.33)
+CHECKOV = REPO_ROOT / ".tools" / "checkov-venv" / "bin" / "checkov"
+KUBERNETES_VALIDATE = REPO_ROOT / ".venv" / "bin" / "kubernetes-validate"
+# checkov checks skipped for the on-prem manifests, each with its reason. Empty: every check runs and passes.
+CHECKOV_SKIPS: dict[str, str] = {}
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    return yaml.safe_load((STACKS_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def kubernetes_nodes(graph: Graph):
+    return [n for n in graph.nodes.values() if n.type.startswith("kubernetes:")]
+
+
+# -- invariants on every stack ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_pod_template_meets_the_restricted_profile(stack_graph, stack):
+    graph = stack_graph(stack)
+    templates = [n for t in POD_TEMPLATES for n in graph.of_type(t)]
+    assert len(templates) == len(stack_config(stack)["lastmile:serving"]["slots"])
+    for node in templates:
+        assert restricted_violations(node.inputs["spec"]["template"]["spec"]) == [], node.name
+    assert not graph.of_type("kubernetes:core/v1:Pod")  # no bare pods outside the checked templates
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespace_enforces_restricted_and_denies_by_default(stack_graph, stack):
+    graph = stack_graph(stack)
+    namespace = graph.one("kubernetes:core/v1:Namespace").inputs["metadata"]
+    assert namespace["name"] == stack_config(stack)["lastmile:onprem"]["namespace"]
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce-version"].startswith("v1.")
+    policies = graph.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    deny = [p for p in policies if p.inputs["spec"]["podSelector"] == {}]
+    assert len(deny) == 1 and sorted(deny[0].inputs["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    assert "ingress" not in deny[0].inputs["spec"] and "egress" not in deny[0].inputs["spec"]
+    for policy in policies:  # no allow rule opens everything
+        for rule in policy.inputs["spec"].get("ingress", []) + policy.inputs["spec"].get("egress", []):
+            peers = rule.get("from", rule.get("to"))
+            assert peers, f"{policy.name}: a rule without peers allows every source/destination"
+            assert all(p.get("ipBlock", {}).get("cidr") not in ("0.0.0.0/0", "::/0") for p in peers)
+            assert rule.get("ports"), f"{policy.name}: a rule without ports allows every port"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rbac_is_namespaced_least_privilege_and_model_servers_are_unbound(stack_graph, stack):
+    graph = stack_graph(stack)
+    for cluster_type in ("ClusterRole", "ClusterRoleBinding"):
+        assert not graph.of_type(f"kubernetes:rbac.authorization.k8s.io/v1:{cluster_type}")
+    for role in graph.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role"):
+        assert rbac_violations(role.inputs["rules"]) == [], role.name
+    subjects = [s for b in graph.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+                for s in b.inputs["subjects"]]
+    assert subjects and all(s["kind"] == "Group" and not s["name"].startswith("system:") for s in subjects)
+    accounts = graph.of_type("kubernetes:core/v1:ServiceAccount")
+    assert accounts and all(a.inputs["automountServiceAccountToken"] is False for a in accounts)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_one_explicit_provider_for_everything(stack_graph, stack):
+    graph = stack_graph(stack)
+    provider = graph.one("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == SECRET_MASK  # never ambient, never plaintext
+    assert provider.inputs["enableServerSideApply"] == "true"
+    for node in kubernetes_nodes(graph):
+        if node.custom:
+            assert node.provider == provider.name, node.name
+    render = stack_config(stack)["lastmile:onprem"].get("render_directory")
+    assert provider.inputs.get("renderYamlToDirectory") == render
+    assert ("render_directory" in graph.outputs) == (render is not None)
+
+
+def test_the_environment_does_not_leak_into_the_provider(stack_graph, monkeypatch):
+    """The SDK fills unset provider options from $KUBECONFIG and PULUMI_K8S_*: every one is pinned."""
+    baseline = stack_graph("onprem-local").one("pulumi:providers:kubernetes")  # before the environment changes
+    monkeypatch.setenv("KUBECONFIG", "/home/someone/.kube/config")
+    for name in ("DELETE_UNREACHABLE", "ENABLE_PATCH_FORCE", "UPSERT_EXISTING_OBJECTS", "ENABLE_SERVER_SIDE_APPLY"):
+        monkeypatch.setenv(f"PULUMI_K8S_{name}", "true" if name != "ENABLE_SERVER_SIDE_APPLY" else "false")
+    assert synthesize("onprem-local").one("pulumi:providers:kubernetes") == baseline
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_stay_masked(stack_graph, stack):
+    graph = stack_graph(stack)
+    for secret in graph.of_type("kubernetes:core/v1:Secret"):
+        assert secret.inputs["stringData"] == SECRET_MASK and secret.inputs["immutable"] is True
+    ingress = graph.one("kubernetes:networking.k8s.io/v1:Ingress").inputs["spec"]
+    assert ingress["tls"] and ingress["tls"][0]["hosts"] == [r["host"] for r in ingress["rules"]]
+
+
+def test_prod_survives_a_node_loss_and_spreads(stack_graph):
+    graph = stack_graph("onprem-prod")
+    for hpa in graph.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"):
+        assert hpa.inputs["spec"]["minReplicas"] >= 2
+    assert len(graph.of_type("kubernetes:policy/v1:PodDisruptionBudget")) == 2
+    for deployment in graph.of_type("kubernetes:apps/v1:Deployment"):
+        spread = deployment.inputs["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        hostname = next(c for c in spread if c["topologyKey"] == "kubernetes.io/hostname")
+        assert hostname["whenUnsatisfiable"] == "DoNotSchedule"
+        assert deployment.inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "1800"
+    quota = graph.one("kubernetes:core/v1:ResourceQuota").inputs["spec"]["hard"]
+    assert quota["pods"] == str(2 * (6 + 1))  # two slots at max_count 6 plus one surge pod each
+
+
+def test_the_local_default_stack_needs_no_cluster(stack_graph):
+    config = stack_config("onprem-local")
+    assert "lastmile:kubeconfig" not in config
+    assert config["lastmile:onprem"]["render_directory"] == "rendered/onprem-local"
+    assert stack_graph("onprem-local").outputs["render_directory"] == "rendered/onprem-local"
+
+
+# -- blue/green ------------------------------------------------------------------------------------
+
+def _leaves(value: Any, path: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, child in value.items():
+            found |= _leaves(child, f"{path}.{key}")
+        return found
+    return {path: value}
+
+
+def graph_diff(before: Graph, after: Graph) -> set[str]:
+    """Every (resource, field) or output that differs, resources named by logical name."""
+    changed: set[str] = set()
+    for urn in before.nodes.keys() | after.nodes.keys():
+        if urn not in before.nodes or urn not in after.nodes:
+            changed.add(f"{urn.rsplit('::', 1)[-1]}: {'added' if urn in after.nodes else 'removed'}")
+            continue
+        old, new = _leaves(before.nodes[urn].to_json(), ""), _leaves(after.nodes[urn].to_json(), "")
+        changed |= {f"{before.nodes[urn].name}: {k.lstrip('.')}" for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+    changed |= {f"output {k}" for k in before.outputs.keys() | after.outputs.keys()
+                if before.outputs.get(k) != after.outputs.get(k)}
+    return changed
+
+
+def serving_with(stack: str, **changes) -> dict[str, Any]:
+    serving = copy.deepcopy(stack_config(stack)["lastmile:serving"])
+    return serving | changes
+
+
+def test_flipping_blue_to_green_moves_only_the_services(stack_graph):
+    before = stack_graph("onprem-prod")
+    assert before.outputs["active_slot"] == "blue"
+    after = synthesize("onprem-prod", overrides={"lastmile:serving": serving_with("onprem-prod", active_slot="green")})
+    assert graph_diff(before, after) == {
+        "iris-classifier-router-stable: inputs.spec.selector.lastmile.dev/slot",
+        "iris-classifier-router-stable: options.depends_on",
+        "iris-classifier-router-preview: inputs.spec.selector.lastmile.dev/slot",
+        "iris-classifier-router-preview: options.depends_on",
+        "output active_slot",
+        "output active_release",
+    }
+    stable = after.named("iris-classifier-router-stable")
+    assert stable.inputs["spec"]["selector"]["lastmile.dev/slot"] == "green"
+    assert after.named("iris-classifier-green-deployment").urn in stable.depends_on  # moves only once green is ready
+    assert after.named("iris-classifier-blue-deployment").urn not in stable.depends_on
+
+
+def test_the_previous_slot_stays_until_config_retires_it(stack_graph):
+    before = stack_graph("onprem-prod")
+    serving = serving_with("onprem-prod")
+    del serving["slots"]["green"]
+    after = synthesize("onprem-prod", overrides={"lastmile:serving": serving})
+    removed = {c for c in graph_diff(before, after) if c.endswith(": removed")}
+    assert removed == {f"iris-classifier-green-{role}: removed" for role in
+                       ("account", "runtime", "deployment", "budget", "autoscaler")} | {
+        "iris-classifier-green: removed", "iris-classifier-router-preview: removed"}
+    blue = {n.urn: n for n in before.nodes.values() if n.name.startswith("iris-classifier-blue")}
+    assert all(after.nodes[urn] == node for urn, node in blue.items())  # the serving slot is untouched
+
+
+# -- acceptance failures: each a ConfigError naming the field, with nothing registered -------------
+
+def _onprem(stack: str, **changes) -> dict[str, Any]:
+    return copy.deepcopy(stack_config(stack)["lastmile:onprem"]) | changes
+
+
+def _tagged_image() -> dict[str, Any]:
+    serving = serving_with("onprem-prod")
+    serving["slots"]["blue"]["image"] = "docker.io/seldonio/mlserver:1.7.1"
+    return {"lastmile:serving": serving}
+
+
+def _security(**values) -> dict[str, Any]:
+    return {"lastmile:onprem": _onprem("onprem-prod", security_context=values)}
+
+
+FAILURES = {
+    "active slot without a release": (
+        {"lastmile:serving": {"active_slot": "green", "slots": {"blue": serving_with("onprem-prod")["slots"]["blue"]}}},
+        "serving.active_slot"),
+    "one replica in prod": ({"lastmile:capacity": {"min_count": 1, "max_count": 6}}, "capacity.min_count"),
+    "image by tag": (_tagged_image(), "serving.slots.blue.image"),
+    "privilege escalation": (_security(allow_privilege_escalation=True), "onprem.security_context.allow_privilege_escalation"),
+    "root user": (_security(run_as_user=0), "onprem.security_context.run_as_user"),
+    "run as root allowed": (_security(run_as_non_root=False), "onprem.security_context.run_as_non_root"),
+    "added capability": (_security(capabilities_add=["SYS_ADMIN"]), "onprem.security_context.capabilities_add"),
+    "unconfined seccomp": (_security(seccomp_profile="unconfined"), "onprem.security_context.seccomp_profile"),
+    "writable root filesystem": (_security(read_only_root_filesystem=False),
+                                 "onprem.security_context.read_only_root_filesystem"),
+    "ingress without a certificate": ({"lastmile:tls_certificate": None}, "tls_certificate"),
+    "ingress without a key": ({"lastmile:tls_private_key": None}, "tls_private_key"),
+    "ingress with TLS switched off": ({"lastmile:onprem": _onprem("onprem-prod", ingress={
+        **_onprem("onprem-prod")["ingress"], "tls": False})}, "onprem.ingress.tls"),
+    "cluster without credentials": ({"lastmile:kubeconfig": None}, "kubeconfig"),
+    "egress to everything": ({"lastmile:onprem": _onprem("onprem-prod", model_store={
+        **_onprem("onprem-prod")["model_store"], "egress_cidrs": ["0.0.0.0/0"]})}, "onprem.model_store.egress_cidrs"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_acceptance_failures_fail_clearly_and_register_nothing(case):
+    overrides, field = FAILURES[case]
+    monitor = RecordingMonitor(RecordingMocks())
+    with pytest.raises(ConfigError) as caught:
+        synthesize("onprem-prod", overrides=overrides, monitor=monitor)
+    assert field in {p.field for p in caught.value.problems}, caught.value
+    assert f"lastmile:{field}" in str(caught.value) and "nothing was deployed" in str(caught.value)
+    assert monitor.nodes == {}
+
+
+def test_render_mode_needs_no_kubeconfig_but_keeps_tls(stack_graph):
+    monitor = RecordingMonitor(RecordingMocks())
+    with pytest.raises(ConfigError) as caught:
+        synthesize("onprem-local", overrides={"lastmile:tls_private_key": None}, monitor=monitor)
+    assert {p.field for p in caught.value.problems} == {"tls_private_key"}
+    assert monitor.nodes == {}
+
+
+# -- scanners --------------------------------------------------------------------------------------
+
+def export_manifests(graph: Graph, directory: Path) -> list[Path]:
+    """The synthesized Kubernetes objects as the YAML the provider would apply or render.
+
+    Names: the provider auto-names objects; the recording mocks stand in with ``physical_name``,
+    the same names other objects' references already carry. Masked secret payloads become a dummy map.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for node in sorted(kubernetes_nodes(graph), key=lambda n: n.urn):
+        if not node.custom or node.type.startswith("kubernetes:index"):
+            continue
+        manifest = copy.deepcopy(node.inputs)
+        group_version = "core/v1" if manifest["apiVersion"] == "v1" else manifest["apiVersion"]
+        assert node.type == f"kubernetes:{group_version}:{manifest['kind']}"
+        manifest.setdefault("metadata", {}).setdefault("name", physical_name(node.type, node.name))
+        for key in ("data", "stringData"):
+            if manifest.get(key) == SECRET_MASK:
+                manifest[key] = {"masked": "masked"}
+        path = directory / f"{manifest['kind']}-{manifest['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(manifest, sort_keys=True))
+        paths.append(path)
+    return paths
+
+
+def _tool(path: Path, setup_hint: str) -> Path:
+    if path.exists():
+        return path
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{path} is missing in CI: {setup_hint}")
+    pytest.skip(f"{path} is missing; run {setup_hint}")
+
+
+def kubernetes_validate(paths: list[Path]) -> subprocess.CompletedProcess:
+    tool = _tool(KUBERNETES_VALIDATE, "tools/setup.sh (kubernetes-validate is in requirements-dev.txt)")
+    return subprocess.run([str(tool), "--strict", "--kubernetes-version", KUBERNETES_VERSION, "--quiet",
+                           *map(str, paths)], capture_output=True, text=True, timeout=300)
+
+
+def checkov(directory: Path) -> tuple[dict[str, Any], subprocess.CompletedProcess]:
+    tool = _tool(CHECKOV, "tools/scanners/setup.sh")
+    command = [str(tool), "--framework", "kubernetes", "--skip-download", "-d", str(directory), "--compact",
+               "--output", "json"]
+    if CHECKOV_SKIPS:
+        command += ["--skip-check", ",".join(sorted(CHECKOV_SKIPS))]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    return report, result
+
+
+@pytest.mark.scanner
+@pytest.mark.parametrize("stack", STACKS)
+def test_manifests_pass_strict_schema_validation(stack_graph, stack, tmp_path):
+    paths = export_manifests(stack_graph(stack), tmp_path / stack)
+    assert len(paths) == 23
+    result = kubernetes_validate(paths)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.scanner
+def test_strict_schema_validation_catches_an_unknown_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+                                    "dta": {"a": "b"}}))
+    assert kubernetes_validate([path]).returncode != 0
+
+
+@pytest.mark.scanner
+def test_manifests_pass_checkov(stack_graph, tmp_path):
+    for stack in STACKS:
+        export_manifests(stack_graph(stack), tmp_path / stack)
+    report, result = checkov(tmp_path)
+    summary = report["summary"]
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0 and not failed, failed
+    assert summary["passed"] > 0 and summary["resource_count"] >= 23 * len(STACKS)  # every manifest was read
+    skipped = {c["check_id"] for c in report["results"]["skipped_checks"]}
+    assert skipped <= set(CHECKOV_SKIPS), f"skipped without a written reason: {skipped - set(CHECKOV_SKIPS)}"
+    assert all(reason.strip() for reason in CHECKOV_SKIPS.values())
+
+
+@pytest.mark.scanner
+def test_checkov_catches_an_unsafe_pod(tmp_path):
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": "serving"},
+        "spec": {"containers": [{"name": "c", "image": "nginx:latest", "securityContext": {"privileged": True}}]},
+    }))
+    report, _ = checkov(tmp_path)
+    assert {"CKV_K8S_16", "CKV_K8S_43"} <= {c["check_id"] for c in report["results"]["failed_checks"]}
+
+
+def test_every_problem_is_reported_at_once():
+    """Pure validation (no Pulumi): three unrelated mistakes, one ConfigError listing all three."""
+    from infra.settings.loader import parse_settings
+
+    config = stack_config("onprem-prod")
+    raw = {key.split(":", 1)[1]: value for key, value in config.items() if "secure" not in str(value)}
+    raw["serving"]["slots"]["green"]["image"] = "docker.io/seldonio/mlserver:latest"
+    raw["onprem"]["security_context"] = {"privileged": True}
+    raw["onprem"]["model_store"]["egress_cidrs"] = ["::/0"]
+    with pytest.raises(ConfigError) as caught:
+        parse_settings("onprem-prod", raw)
+    assert {p.field for p in caught.value.problems} == {
+        "serving.slots.green.image", "onprem.security_context.privileged", "onprem.model_store.egress_cidrs"}
