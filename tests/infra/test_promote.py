@@ -1,0 +1,281 @@
+"""Promotion: moves exactly the release, refuses unverified releases and skips, records append-only."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra import promote as p
+from infra.manifest import load_manifest
+
+NOW = datetime(2025, 11, 21, 12, 0, tzinfo=UTC)
+COMMIT = "0" * 40
+MANIFEST = load_manifest()
+V1, V2 = MANIFEST[("iris-classifier", "1.0.0")], MANIFEST[("iris-classifier", "1.1.0")]
+
+
+def _release(m, region: str = "eu-west-1") -> str:
+    return (f"model: iris-classifier\n        version: {m.version}\n        sha256: {m.sha256}\n"
+            f"        image: {m.sagemaker_images[region]}")
+
+
+def _aws_stack(env: str, blue, green=None, active: str = "blue", region: str = "eu-west-1") -> str:
+    green_block = f"      green:  # the other slot\n        {_release(green, region)}\n" if green else ""
+    rollout = ("  lastmile:rollout:\n    strategy: canary  # prod: canary + bake\n    step_percent: 10\n"
+               "    wait_seconds: 600\n    bake_seconds: 900\n" if env == "prod" else
+               "  lastmile:rollout:\n    strategy: all_at_once\n")
+    vpc = ("    vpc:\n      subnets:\n        - {id: subnet-0a1b2c3d, availability_zone: " + region + "a}\n"
+           "        - {id: subnet-1a2b3c4d, availability_zone: " + region + "b}\n"
+           "      security_group_ids: [sg-0123abcd]\n") if env != "dev" else ""
+    return (
+        f"# aws-{env}: the {env} SageMaker endpoint\n"
+        "config:\n"
+        "  lastmile:topology: aws\n"
+        f"  lastmile:environment: {env}\n"
+        "  lastmile:serving:\n"
+        f"    active_slot: {active}  # the switch is its own reviewed change\n"
+        "    slots:\n"
+        f"      blue:\n        {_release(blue, region)}\n"
+        f"{green_block}"
+        f"{rollout}"
+        f"  lastmile:capacity:\n    min_count: {2 if env != 'dev' else 1}\n"
+        "  lastmile:aws:\n"
+        "    account_id: '123456789012'\n"
+        f"    region: {region}\n"
+        f"{vpc}"
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, Path]:
+    stacks, records = tmp_path / "stacks", tmp_path / "promotions"
+    stacks.mkdir()
+    (stacks / "Pulumi.aws-dev.yaml").write_text(_aws_stack("dev", V2))
+    (stacks / "Pulumi.aws-staging.yaml").write_text(_aws_stack("staging", V2))
+    (stacks / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V1, V1))
+    return {"stacks": stacks, "records": records}
+
+
+def _verify(env, stack: str, release, outcome: str = "verified", at: datetime = NOW, detail: str | None = None):
+    rel = p.Release("iris-classifier", release.version, release.sha256, release.sagemaker_images["eu-west-1"])
+    return p.record_verification(stack, rel, verifier="infra.verify", git_commit=COMMIT, endpoint_config_name="cfg-1",
+                                 outcome=outcome, detail=detail, verified_at=at, records_dir=env["records"])
+
+
+def _promote(env, source="staging", target="prod", **kwargs):
+    return p.promote("aws", source, target, now=NOW, commit=COMMIT, actor="test", stacks_dir=env["stacks"],
+                     records_dir=env["records"], **kwargs)
+
+
+def _config(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())["config"]
+
+
+def test_staging_to_prod_changes_exactly_the_idle_release_and_records_it(env):
+    _verify(env, "aws-staging", V2)
+    prod = env["stacks"] / "Pulumi.aws-prod.yaml"
+    before_text, before = prod.read_text(), _config(prod)
+
+    result = _promote(env)
+
+    after_text, after = prod.read_text(), _config(prod)
+    assert result.changed and result.target_slot == "green"
+    # Only the idle slot's release changed; active_slot, rollout, capacity and aws are untouched.
+    assert after["lastmile:serving"]["slots"]["green"] == {
+        "model": "iris-classifier", "version": "1.1.0", "sha256": V2.sha256, "image": V2.sagemaker_images["eu-west-1"]}
+    expected = json.loads(json.dumps(before))
+    expected["lastmile:serving"]["slots"]["green"] = after["lastmile:serving"]["slots"]["green"]
+    assert after == expected
+    # Comments, order and layout stay: the text differs only in the two changed lines.
+    changed = [(a, b) for a, b in zip(before_text.splitlines(), after_text.splitlines()) if a != b]
+    assert len(changed) == 2 and all("1.0.0" in a or V1.sha256 in a for a, _ in changed)
+    assert "# the other slot" in after_text and "# the switch is its own reviewed change" in after_text
+
+    [record] = p.read_records(env["records"] / p.PROMOTION_LOG)
+    assert record["from"] == "aws-staging" and record["to"] == "aws-prod" and record["target_slot"] == "green"
+    assert record["release"]["version"] == "1.1.0" and record["replaced"]["version"] == "1.0.0"
+    assert record["evidence"]["verifier"] == "infra.verify" and record["evidence"]["endpoint_config_name"] == "cfg-1"
+    assert record["forced"] is False and record["promoted_at"] == "2025-11-21T12:00:00Z"
+    assert record["next_step"] == "serving: a reviewed change of active_slot blue -> green"
+
+
+def test_unverified_release_is_refused_and_nothing_changes(env):
+    prod = env["stacks"] / "Pulumi.aws-prod.yaml"
+    before = prod.read_text()
+    with pytest.raises(p.PromotionError) as refused:
+        _promote(env)
+    message = str(refused.value)
+    assert "iris-classifier 1.1.0" in message and "no evidence of a good deployment in aws-staging" in message
+    assert "`python -m infra.verify --stack aws-staging` passed" in message and "record-verification --stack aws-staging" in message
+    assert prod.read_text() == before and not (env["records"] / p.PROMOTION_LOG).exists()
+
+
+def test_evidence_from_another_stack_or_release_does_not_count(env):
+    _verify(env, "aws-dev", V2)           # right release, wrong stack
+    _verify(env, "aws-staging", V1)       # right stack, wrong release
+    with pytest.raises(p.PromotionError, match="no evidence"):
+        _promote(env)
+
+
+def test_a_later_failed_verification_revokes_the_evidence(env):
+    _verify(env, "aws-staging", V2, at=NOW)
+    _verify(env, "aws-staging", V2, outcome="failed", at=datetime(2025, 11, 21, 13, tzinfo=UTC),
+            detail="SageMaker rolled back: alarm 5xx")
+    with pytest.raises(p.PromotionError, match="failed: SageMaker rolled back"):
+        _promote(env)
+
+
+def test_skipping_an_environment_is_refused_unless_forced_with_a_reason(env):
+    _verify(env, "aws-dev", V2)
+    with pytest.raises(p.PromotionError) as refused:
+        _promote(env, "dev", "prod")
+    assert "skips aws-staging" in str(refused.value) and "--force --reason" in str(refused.value)
+    with pytest.raises(p.PromotionError, match="--force needs --reason"):
+        _promote(env, "dev", "prod", force=True, reason="  ")
+
+    result = _promote(env, "dev", "prod", force=True, reason="hotfix INC-42: staging is down for maintenance")
+    assert result.changed
+    [record] = p.read_records(env["records"] / p.PROMOTION_LOG)
+    assert record["forced"] is True and record["skipped"] == ["aws-staging"]
+    assert record["reason"] == "hotfix INC-42: staging is down for maintenance"
+
+
+def test_backwards_and_unknown_stacks_are_refused(env):
+    with pytest.raises(p.PromotionError, match="moves forward along dev -> staging -> prod"):
+        _promote(env, "prod", "staging")
+    with pytest.raises(p.PromotionError, match="aws-qa is not on the promotion path"):
+        _promote(env, "staging", "qa")
+
+
+def test_into_active_and_already_staged(env):
+    _verify(env, "aws-staging", V2)
+    assert _promote(env, into="active").target_slot == "blue"
+    again = _promote(env, into="active")
+    assert not again.changed  # nothing to do, nothing logged twice
+    assert len(p.read_records(env["records"] / p.PROMOTION_LOG)) == 1
+
+
+def test_missing_idle_slot_is_created_in_slot_order(env):
+    _verify(env, "aws-dev", V2)
+    staging = env["stacks"] / "Pulumi.aws-staging.yaml"
+    staging.write_text(_aws_stack("staging", V1, active="blue"))
+    _promote(env, "dev", "staging")
+    slots = _config(staging)["lastmile:serving"]["slots"]
+    assert list(slots) == ["blue", "green"] and slots["green"]["version"] == "1.1.0"
+
+
+def test_region_change_takes_the_manifest_image_of_the_target_region(env):
+    _verify(env, "aws-staging", V2)
+    (env["stacks"] / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V1, V1, region="eu-central-1"))
+    result = _promote(env)
+    assert result.release.image == V2.sagemaker_images["eu-central-1"]
+    assert result.release.sha256 == V2.sha256
+
+
+def test_a_release_the_target_cannot_deploy_is_refused_before_writing(env):
+    # The staging file carries a digest the manifest does not pin: config validation rejects the result.
+    staging = env["stacks"] / "Pulumi.aws-staging.yaml"
+    staging.write_text(staging.read_text().replace(V2.sha256, "f" * 64))
+    bad = p.Release("iris-classifier", "1.1.0", "f" * 64, V2.sagemaker_images["eu-west-1"])
+    p.record_verification("aws-staging", bad, verifier="infra.verify", git_commit=COMMIT, endpoint_config_name="c",
+                          verified_at=NOW, records_dir=env["records"])
+    before = (env["stacks"] / "Pulumi.aws-prod.yaml").read_text()
+    with pytest.raises(p.PromotionError, match="would not deploy"):
+        _promote(env)
+    assert (env["stacks"] / "Pulumi.aws-prod.yaml").read_text() == before
+
+
+def test_dry_run_writes_nothing(env):
+    _verify(env, "aws-staging", V2)
+    result = _promote(env, dry_run=True)
+    assert "+        version: 1.1.0" in result.diff
+    assert "1.1.0" not in (env["stacks"] / "Pulumi.aws-prod.yaml").read_text()
+    assert not (env["records"] / p.PROMOTION_LOG).exists()
+
+
+def test_records_are_append_only_and_chained(env):
+    log = env["records"] / p.PROMOTION_LOG
+    _verify(env, "aws-dev", V2)
+    _verify(env, "aws-staging", V2)
+    _promote(env, "dev", "staging")  # staging's idle slot
+    first = log.read_bytes()
+    _promote(env, "staging", "prod")
+    second = log.read_bytes()
+    assert second.startswith(first) and len(second.splitlines()) == 2  # earlier lines are never rewritten
+    assert p.check_chain(log) == [] and p.check_chain(env["records"] / p.VERIFICATIONS) == []
+
+    # A rewritten earlier line breaks the chain, and check-log says where.
+    lines = second.splitlines(True)
+    log.write_bytes(lines[0].replace(b'"actor":"test"', b'"actor":"mallory"') + lines[1])
+    assert p.check_chain(log) == [f"{p.PROMOTION_LOG}:2: prev_sha256 "
+                                  f"{json.loads(lines[1])['prev_sha256']} != {p._line_sha256(log.read_bytes().splitlines()[0])}: "
+                                  "a line before it was rewritten, reordered or deleted"]
+    assert p.main(["check-log", "--records-dir", str(env["records"])]) == 1
+
+
+def test_record_verification_rejects_ambiguous_deployments(env):
+    rel = p.Release("iris-classifier", "1.1.0", V2.sha256, "img")
+    with pytest.raises(ValueError, match="exactly one"):
+        p.record_verification("aws-dev", rel, verifier="v", git_commit=COMMIT, records_dir=env["records"])
+    with pytest.raises(ValueError, match="outcome"):
+        p.record_verification("aws-dev", rel, verifier="v", git_commit=COMMIT, k8s_revision="3", outcome="ok",
+                              records_dir=env["records"])
+
+
+def test_cli_record_then_promote(env, capsys):
+    common = ["--stacks-dir", str(env["stacks"]), "--records-dir", str(env["records"])]
+    assert p.main(["--topology", "aws", "--from", "staging", "--to", "prod", *common]) == 1
+    assert "refused: iris-classifier 1.1.0" in capsys.readouterr().err
+    assert p.main(["record-verification", "--stack", "aws-staging", "--endpoint-config-name", "cfg-9",
+                   "--verifier", "infra.verify", "--git-commit", COMMIT, "--verified-at", "2025-11-21T12:00:00Z",
+                   *common]) == 0
+    assert p.main(["--topology", "aws", "--from", "staging", "--to", "prod", "--now", "2025-11-21T12:05:00Z",
+                   "--git-commit", COMMIT, *common]) == 0
+    out = capsys.readouterr().out
+    assert "promoted iris-classifier 1.1.0" in out and "next: serving: a reviewed change of active_slot blue -> green" in out
+    assert p.main(["status", "--topology", "aws", *common]) == 0
+    assert "aws-staging        blue  (active) iris-classifier 1.1.0  verified 2025-11-21T12:00:00Z" in capsys.readouterr().out
+
+
+def test_promotion_path_follows_the_stacks_present(tmp_path):
+    for name in ("onprem-prod", "onprem-local", "onprem-dev", "hybrid-staging", "hybrid-prod"):
+        (tmp_path / f"Pulumi.{name}.yaml").write_text("config: {}\n")
+    assert p.promotion_path("onprem", tmp_path) == ["dev", "prod"]  # local only renders: not on the path
+    assert p.promotion_path("hybrid", tmp_path) == ["staging", "prod"]
+
+
+def test_ci_evidence_is_imported_in_time_order_and_rechained(env, tmp_path):
+    ci = tmp_path / "ci"
+    late = p.Release("iris-classifier", "1.1.0", V2.sha256, V2.sagemaker_images["eu-west-1"])
+    p.record_verification("aws-prod", late, verifier="infra.verify", git_commit=COMMIT, endpoint_config_name="b",
+                          verified_at=datetime(2025, 11, 21, 14, tzinfo=UTC), records_dir=ci / "prod")
+    p.record_verification("aws-dev", late, verifier="infra.verify", git_commit=COMMIT, endpoint_config_name="a",
+                          verified_at=NOW, records_dir=ci / "dev")
+    _verify(env, "aws-staging", V1)  # evidence already in the repository
+    assert p.import_records([ci / "prod" / p.VERIFICATIONS, ci / "dev" / p.VERIFICATIONS],
+                            env["records"] / p.VERIFICATIONS) == 2
+    records = p.read_records(env["records"] / p.VERIFICATIONS)
+    assert [r["stack"] for r in records] == ["aws-staging", "aws-dev", "aws-prod"]
+    assert p.check_chain(env["records"] / p.VERIFICATIONS) == []
+    assert p.find_evidence("aws-dev", late, env["records"])["endpoint_config_name"] == "a"
+
+
+def test_check_prefix_against_a_git_revision(tmp_path):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "promotions").mkdir(parents=True)
+    log = repo / "promotions" / p.PROMOTION_LOG
+    p.append_record(log, {"n": 1})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=repo, check=True)
+    p.append_record(log, {"n": 2})
+    assert p.check_prefix(log, "HEAD", repo) == []  # appended only
+    log.write_text(log.read_text().replace('"n":1', '"n":7'))
+    assert "earlier lines were rewritten or removed" in p.check_prefix(log, "HEAD", repo)[0]
