@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from infra.settings.aws import AwsSettings
+from infra.settings.aws import AWS_RULES, AwsSettings
 from infra.settings.common import MISSING, NAMESPACE, Environment, Problem, Serving, Strict, Topology
 from infra.settings.onprem import OnpremSettings
 from infra.settings.hybrid import HYBRID_RULES, HybridSettings
@@ -66,7 +66,7 @@ SECRET_KEYS: tuple[str, ...] = (
 )
 
 
-RULES = [*COMMON_RULES, *ONPREM_RULES, *HYBRID_RULES]
+RULES = [*COMMON_RULES, *AWS_RULES, *ONPREM_RULES, *HYBRID_RULES]
 
 
 class ConfigError(pulumi.RunError):

@@ -105,8 +105,12 @@ def test_dev_defaults_allow_one_instance():
 def test_each_bad_value_names_field_value_and_fix(mutate, field, words):
     raw = valid_prod()
     mutate(raw)
-    problem = only_problem(raw)
-    assert problem.field == field
+    found = problems_of(raw)
+    assert found[0].field == field, [p.render() for p in found]
+    # Beside the problem itself, only SageMaker's own consequence of the same value may be listed
+    # (a one-instance canary fleet cannot be split).
+    assert {p.field for p in found[1:]} <= {"capacity.initial_count"}, [p.render() for p in found]
+    problem = found[0]
     text = problem.render()
     assert words in text
     assert text.startswith(f"lastmile:{field} = ")
