@@ -41,6 +41,9 @@ SECRET_MASK = "[secret]"
 
 MOCK_ACCOUNT_ID = "111111111111"
 MOCK_REGION = "eu-west-1"
+# Attributes only AWS computes, so that tests can follow them into alarms and outputs.
+MOCK_TUNNEL_ADDRESSES = ("52.95.110.11", "52.95.110.12")
+MOCK_RESOLVER_IPS = ("10.40.0.10", "10.40.64.10")
 
 
 class DuplicateUrnError(RuntimeError):
@@ -198,6 +201,12 @@ class RecordingMocks(pulumi_mocks.Mocks):
                 state.setdefault("bucket", physical)
             if args.typ == "aws:kms/key:Key":
                 state.setdefault("keyId", physical)
+            if args.typ == "aws:ec2/vpnConnection:VpnConnection":
+                state.setdefault("tunnel1Address", MOCK_TUNNEL_ADDRESSES[0])
+                state.setdefault("tunnel2Address", MOCK_TUNNEL_ADDRESSES[1])
+            if args.typ == "aws:route53/resolverEndpoint:ResolverEndpoint":
+                state["ipAddresses"] = [{**address, "ip": ip}
+                                        for address, ip in zip(state.get("ipAddresses") or [], MOCK_RESOLVER_IPS)]
         elif args.typ.startswith("kubernetes:") and not args.typ.startswith("kubernetes:index"):
             metadata = dict(state.get("metadata") or {})
             metadata.setdefault("name", physical)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 import pytest
 
 from infra.synthesis import Graph, run_with_mocks, synthesize
+
+
+@pytest.fixture(autouse=True)
+def _main_thread_event_loop() -> None:
+    """``asyncio.run`` (used by tests of async code) leaves the main thread without an event loop, and
+    the Pulumi mocks' ``_sync_await`` needs one: restore it, so no test depends on what ran before it."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 @pytest.fixture

@@ -113,7 +113,8 @@ class TrafficPolicy(Strict):
 class HybridSettings(Strict):
     vpc_cidr: str = Field(description="Private RFC 1918 CIDR of the cloud VPC, /16-/28; must not overlap on-prem.")
     availability_zones: list[AvailabilityZone] = Field(description=">= 2 distinct zones of aws.region.")
-    onprem_cidrs: list[str] = Field(description="Private RFC 1918 on-prem networks; disjoint from each other and the VPC.")
+    onprem_cidrs: list[str] = Field(
+        description="Private RFC 1918 on-prem networks; disjoint from each other and from the VPC.")
     customer_gateway: CustomerGatewaySettings
     amazon_side_asn: int = Field(default=DEFAULT_AMAZON_SIDE_ASN, ge=1, le=4_294_967_294,
                                  description="Private ASN of the AWS side: 64512-65534 or 4200000000-4294967294.")
@@ -130,7 +131,8 @@ def _problems(findings: list[Finding]) -> list[Problem]:
 def hybrid_addressing(s) -> list[Problem]:
     """The VPC CIDR is private; each on-prem CIDR is private and overlaps neither the VPC nor another."""
     h: HybridSettings = s["hybrid"]
-    return _problems(check_vpc_cidr("vpc_cidr", h.vpc_cidr) + check_onprem_cidrs("onprem_cidrs", h.onprem_cidrs, h.vpc_cidr))
+    return _problems(check_vpc_cidr("vpc_cidr", h.vpc_cidr)
+                     + check_onprem_cidrs("onprem_cidrs", h.onprem_cidrs, h.vpc_cidr))
 
 
 def hybrid_zones(s) -> list[Problem]:
@@ -148,7 +150,8 @@ def hybrid_gateways(s) -> list[Problem]:
     findings += check_customer_asn("customer_gateway.bgp_asn", h.customer_gateway.bgp_asn)
     findings += check_amazon_side_asn("amazon_side_asn", h.amazon_side_asn)
     if h.routing == VpnRouting.BGP and h.customer_gateway.bgp_asn == h.amazon_side_asn:
-        findings.append(Finding("amazon_side_asn", h.amazon_side_asn, "equals customer_gateway.bgp_asn: BGP needs two ASNs",
+        findings.append(Finding("amazon_side_asn", h.amazon_side_asn,
+                                "equals customer_gateway.bgp_asn: BGP needs two ASNs",
                                 "use another private ASN for one side"))
     return _problems(findings)
 
@@ -177,13 +180,28 @@ def hybrid_tunnels(s) -> list[Problem]:
 def hybrid_section_needs_hybrid_topology(s) -> list[Problem]:
     if s["topology"] == Topology.HYBRID:
         return []
-    return [Problem("hybrid", "(set)", f"only the hybrid topology reads lastmile:hybrid; this stack is {s['topology'].value}",
+    return [Problem("hybrid", "(set)",
+                    f"only the hybrid topology reads lastmile:hybrid; this stack is {s['topology'].value}",
                     "remove lastmile:hybrid or set topology: hybrid")]
 
 
-# (rule, sections it reads): see infra/settings/rules.py.
+VPN_SECRET_KEYS = ("vpn_tunnel1_psk", "vpn_tunnel2_psk")
+
+
+def vpn_keys_need_hybrid_topology(s) -> list[Problem]:
+    """A VPN pre-shared key in a stack without a VPN would sit there unused (and unrotated)."""
+    if s["topology"] == Topology.HYBRID:
+        return []
+    return [Problem(key, "[secret]", f"only the hybrid topology's VPN reads it; this stack is {s['topology'].value}",
+                    f"remove it (pulumi config rm lastmile:{key}) or set topology: hybrid")
+            for key in VPN_SECRET_KEYS if key in s["secret_keys"]]
+
+
+# (rule, sections it reads): see infra/settings/rules.py. ``secret_keys`` holds the names of the
+# secret keys that are set (never their values).
 HYBRID_RULES: list = [
     (hybrid_section_needs_hybrid_topology, ("topology", "hybrid")),
+    (vpn_keys_need_hybrid_topology, ("topology", "secret_keys")),
     (hybrid_addressing, ("hybrid",)),
     (hybrid_zones, ("hybrid",)),
     (hybrid_zones_in_region, ("aws", "hybrid")),

@@ -366,7 +366,8 @@ def test_every_problem_is_reported_at_once():
     raw["serving"]["slots"]["green"]["image"] = "docker.io/seldonio/mlserver:latest"
     raw["onprem"]["security_context"] = {"privileged": True}
     raw["onprem"]["model_store"]["egress_cidrs"] = ["::/0"]
+    secrets = {key.split(":", 1)[1]: "set" for key, value in config.items() if "secure" in str(value)}
     with pytest.raises(ConfigError) as caught:
-        parse_settings("onprem-prod", raw)
+        parse_settings("onprem-prod", raw, secrets)
     assert {p.field for p in caught.value.problems} == {
         "serving.slots.green.image", "onprem.security_context.privileged", "onprem.model_store.egress_cidrs"}
