@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from infra.synthesis import SECRET_MASK, Graph, Node, _physical_name
+from infra.synthesis import SECRET_MASK, Graph, Node, physical_name
 
 _SKIP_TYPES = ("kubernetes:yaml", "kubernetes:helm", "kubernetes:kustomize")
 
@@ -33,7 +33,7 @@ def to_manifest(node: Node) -> dict[str, Any]:
     version, kind = api_version(node.type)
     body = {k: v for k, v in node.inputs.items() if k not in ("apiVersion", "kind", "metadata")}
     metadata = dict(node.inputs.get("metadata") or {})
-    metadata.setdefault("name", _physical_name(node.type, node.name))
+    metadata.setdefault("name", physical_name(node.type, node.name))
     return {"apiVersion": version, "kind": kind, "metadata": metadata, **body}
 
 
