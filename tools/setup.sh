@@ -34,3 +34,12 @@ if ! tools/engine/bootstrap.sh >/dev/null 2>.engine-unavailable.log; then
 else
   rm -f .engine-unavailable.log
 fi
+
+# A real local Kubernetes API server (kube-apiserver + etcd built from the Go module proxy, cached by
+# version): the tests apply the rendered manifests to it and ask its Pod Security admission and RBAC.
+if ! tools/kube/bootstrap.sh >/dev/null 2>.kube-unavailable.log; then
+  echo "setup: the local Kubernetes API server is unavailable (details: .kube-unavailable.log):" >&2
+  grep -m3 -E "error|refused|403" .kube-unavailable.log | sed 's/^/setup:   /' >&2 || true
+else
+  rm -f .kube-unavailable.log
+fi

@@ -1,0 +1,150 @@
+"""Fixtures for the tests against a real local Kubernetes API server (tools/kube/).
+
+``kube_bin`` builds or finds etcd + kube-apiserver (tools/kube/bootstrap.sh). When that fails the
+tests skip with the bootstrap's error, except under CI (``CI`` set to true), where they fail: a
+verification rung that silently disappears in CI is worse than a red build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KUBE_TOOLS = REPO_ROOT / "tools" / "kube"
+BOOTSTRAP_TIMEOUT_SECONDS = 60 * 60  # a cold build takes ~15 min on 2 cores; a warm one < 1 s
+START_TIMEOUT_SECONDS = 60
+KUBECTL_TIMEOUT_SECONDS = 60
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here as well as in pyproject.toml so that --strict-markers accepts it either way.
+    config.addinivalue_line("markers",
+                            "kube: runs against a real local kube-apiserver + etcd (tools/kube/bootstrap.sh)")
+
+
+def _load_apiserver_module() -> ModuleType:
+    """tools/ is not a package: load tools/kube/apiserver.py by path."""
+    name = "lastmile_tools_kube_apiserver"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, KUBE_TOOLS / "apiserver.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"CI is set and the local Kubernetes API server is unavailable: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def kube_bin() -> Path:
+    """The directory with etcd and kube-apiserver, built or taken from the cache by bootstrap.sh."""
+    try:
+        result = subprocess.run([str(KUBE_TOOLS / "bootstrap.sh")], capture_output=True, text=True,
+                                timeout=BOOTSTRAP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        _unavailable(f"tools/kube/bootstrap.sh did not finish within {BOOTSTRAP_TIMEOUT_SECONDS} s")
+    if result.returncode != 0:
+        _unavailable(f"tools/kube/bootstrap.sh failed (exit {result.returncode}):\n{result.stderr.strip()[-3000:]}")
+    return Path(result.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def kubectl_path() -> str:
+    found = shutil.which("kubectl")
+    if not found:
+        _unavailable("kubectl is not on PATH (the tests drive the API server with it)")
+    return found
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """kubectl bound to one local API server (own discovery cache, bounded run time)."""
+
+    binary: str
+    kubeconfig: Path
+    cache_dir: Path
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.binary, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache_dir}", *args],
+            input=stdin, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_SECONDS,
+        )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A running local API server and a kubectl for it (as the cluster admin)."""
+
+    url: str
+    token: str
+    ca_cert_path: Path
+    kubectl: Kubectl
+    start_seconds: float
+
+    def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
+                as_user: str | None = None, as_group: str | None = None) -> tuple[int, Any]:
+        """One REST call as the admin, or impersonating ``as_user`` (and ``as_group``): (status, JSON body).
+
+        For what kubectl cannot express, e.g. a PATCH without the GET that ``kubectl patch`` sends first.
+        """
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Content-Type": content_type}
+        if as_user:
+            headers["Impersonate-User"] = as_user
+        if as_group:
+            headers["Impersonate-Group"] = as_group
+        request = urllib.request.Request(f"{self.url}{path}", method=method, headers=headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        context = ssl.create_default_context(cafile=str(self.ca_cert_path))
+        try:
+            with urllib.request.urlopen(request, timeout=KUBECTL_TIMEOUT_SECONDS, context=context) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.fixture(scope="session")
+def start_cluster(kube_bin: Path, kubectl_path: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], AbstractContextManager[Cluster]]:
+    """``with start_cluster("name") as cluster:`` a fresh etcd + kube-apiserver, stopped on exit.
+
+    A server that does not start raises ApiServerStartError with both servers' log tails.
+    """
+    local_apiserver = _load_apiserver_module().local_apiserver
+
+    @contextmanager
+    def start(name: str) -> Iterator[Cluster]:
+        base = tmp_path_factory.mktemp(f"kube-{name}")
+        started = time.monotonic()
+        with local_apiserver(kube_bin, base / "server", start_timeout_seconds=START_TIMEOUT_SECONDS) as api:
+            kubectl = Kubectl(kubectl_path, api.kubeconfig_path, base / "kubectl-cache")
+            yield Cluster(url=api.url, token=api.token, ca_cert_path=api.ca_cert_path, kubectl=kubectl,
+                          start_seconds=time.monotonic() - started)
+
+    return start
