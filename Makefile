@@ -8,7 +8,7 @@ test: setup
 	.venv/bin/python -m pytest
 
 up: setup
-	.venv/bin/python -m infra.cli synth aws-dev
+	tools/up.sh
 
 synth: setup
 	.venv/bin/python -m infra.cli synth --all

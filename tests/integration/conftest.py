@@ -33,12 +33,6 @@ START_TIMEOUT_SECONDS = 60
 KUBECTL_TIMEOUT_SECONDS = 60
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered here as well as in pyproject.toml so that --strict-markers accepts it either way.
-    config.addinivalue_line("markers",
-                            "kube: runs against a real local kube-apiserver + etcd (tools/kube/bootstrap.sh)")
-
-
 def _load_apiserver_module() -> ModuleType:
     """tools/ is not a package: load tools/kube/apiserver.py by path."""
     name = "lastmile_tools_kube_apiserver"
