@@ -5,7 +5,7 @@ setup:
 	@tools/setup.sh
 
 test: setup
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2
 
 up: setup
 	tools/up.sh
