@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import importlib
+from typing import Any
 
 import pulumi
 
-from infra.settings.common import Topology
-from infra.settings.loader import StackSettings, load_settings
-
-
-def _builders() -> dict[Topology, Callable[[StackSettings], dict[str, Any]]]:
-    from infra.topologies import aws, hybrid, onprem
-
-    return {Topology.AWS: aws.build, Topology.ONPREM: onprem.build, Topology.HYBRID: hybrid.build}
+from infra.settings.loader import load_settings
 
 
 def run() -> dict[str, Any]:
-    """Build the stack. Config is validated before any resource is registered."""
+    """Build the stack. Config is validated before any resource is registered.
+
+    The builder of the stack's topology is ``infra.topologies.<topology>.build``; only that module is
+    imported, so a stack never loads (or depends on) another topology's components.
+    """
     settings = load_settings()
-    outputs = _builders()[settings.topology](settings)
+    builder = importlib.import_module(f"infra.topologies.{settings.topology.value}")
+    outputs = builder.build(settings)
     for key, value in sorted(outputs.items()):
         pulumi.export(key, value)
     return outputs
