@@ -44,6 +44,10 @@ MOCK_REGION = "eu-west-1"
 # Attributes only AWS computes, so that tests can follow them into alarms and outputs.
 MOCK_TUNNEL_ADDRESSES = ("52.95.110.11", "52.95.110.12")
 MOCK_RESOLVER_IPS = ("10.40.0.10", "10.40.64.10")
+# EC2 names a subnet only by its id, ``subnet-<17 hex>``, and the API contract bounds it (SubnetId: at most
+# 32 characters, which an auto-name such as ``network-subnet-eu-central-1a-1a2b3c4`` exceeds): the mocks
+# return ids of that form. (Other EC2 ids keep the auto-name form; tests rely on it.)
+EC2_ID_PREFIXES = {"aws:ec2/subnet:Subnet": "subnet"}
 
 
 class DuplicateUrnError(RuntimeError):
@@ -171,6 +175,11 @@ def physical_name(type_: str, name: str) -> str:
     return f"{name}-{hashlib.sha256(f'{type_}/{name}'.encode()).hexdigest()[:7]}"
 
 
+def ec2_id(type_: str, name: str) -> str:
+    """A stand-in for an EC2-assigned id (``subnet-0123456789abcdef0``): stable, unique per (type, name)."""
+    return f"{EC2_ID_PREFIXES[type_]}-0{hashlib.sha256(f'{type_}/{name}'.encode()).hexdigest()[:16]}"
+
+
 class RecordingMocks(pulumi_mocks.Mocks):
     """Echo inputs as outputs and fill in the identifiers providers compute."""
 
@@ -195,6 +204,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
             service = args.typ.split(":")[1].split("/")[0]
             given = state.get("name")
             physical = given if isinstance(given, str) and given else physical
+            if args.typ in EC2_ID_PREFIXES:
+                physical = ec2_id(args.typ, args.name)
             state.setdefault("name", physical)
             state.setdefault("arn", self.arn(args.typ, physical))
             if args.typ == "aws:s3/bucket:Bucket" or args.typ == "aws:s3/bucketV2:BucketV2":

@@ -78,7 +78,8 @@ class ServedModel:
 
 @dataclass(frozen=True, kw_only=True)
 class PrivateSubnet:
-    subnet_id: str
+    subnet_id: pulumi.Input[str]
+    """The subnet's id; an Output when the subnet is created in the same program (hybrid topology)."""
     availability_zone: str
 
 
@@ -87,7 +88,7 @@ class VpcPlacement:
     """Private subnets (in >= 2 availability zones) and security groups of the model containers."""
 
     subnets: tuple[PrivateSubnet, ...]
-    security_group_ids: tuple[str, ...]
+    security_group_ids: tuple[pulumi.Input[str], ...]
 
     def __post_init__(self) -> None:
         zones = {subnet.availability_zone for subnet in self.subnets}
@@ -101,7 +102,7 @@ class VpcPlacement:
                              f"{VPC_SECURITY_GROUPS_RANGE[0]}-{VPC_SECURITY_GROUPS_RANGE[1]}")
 
     @property
-    def subnet_ids(self) -> tuple[str, ...]:
+    def subnet_ids(self) -> tuple[pulumi.Input[str], ...]:
         return tuple(subnet.subnet_id for subnet in self.subnets)
 
 
@@ -270,8 +271,8 @@ class ModelEndpoint(pulumi.ComponentResource):
     def _model(self, name: str, served: ServedModel, args: ModelEndpointArgs) -> aws.sagemaker.Model:
         container = {"image": served.image_uri, "model_data_url": served.model_data_url,
                      "environment": dict(sorted(served.environment.items()))}
-        vpc = None if args.vpc is None else {"security_group_ids": sorted(args.vpc.security_group_ids),
-                                             "subnets": sorted(args.vpc.subnet_ids)}
+        vpc = None if args.vpc is None else {"security_group_ids": _sorted_ids(args.vpc.security_group_ids),
+                                             "subnets": _sorted_ids(args.vpc.subnet_ids)}
         content = {"container": container, "vpc": vpc, "role": args.execution_role_arn, "network_isolation": True}
         return aws.sagemaker.Model(
             f"{name}-model-{served.slot.value}",
@@ -329,6 +330,11 @@ class ModelEndpoint(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def _sorted_ids(ids: tuple[pulumi.Input[str], ...]) -> pulumi.Output[list[str]]:
+    """Ids in a stable order (they enter the model's content hash), whether given as strings or Outputs."""
+    return pulumi.Output.all(*ids).apply(sorted)
 
 
 def _capture_config(capture: DataCapture | None, kms_key_arn: pulumi.Input[str]) -> dict | None:

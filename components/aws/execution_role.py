@@ -61,9 +61,9 @@ class ExecutionRoleArgs:
     """ECR images the models run; the role may pull only from their repositories."""
     log_group_name: str
     """The endpoint's log group, ``/aws/sagemaker/Endpoints/<endpoint-name>``."""
-    vpc_subnet_ids: tuple[str, ...] = ()
-    """Subnets the models run in. Omitted: no network-interface permissions (no VPC config)."""
-    vpc_security_group_ids: tuple[str, ...] = ()
+    vpc_subnet_ids: tuple[pulumi.Input[str], ...] = ()
+    """Subnets the models run in (ids or Outputs). Omitted: no network-interface permissions (no VPC config)."""
+    vpc_security_group_ids: tuple[pulumi.Input[str], ...] = ()
     """Security groups of the models' network interfaces; required with ``vpc_subnet_ids``."""
 
     def __post_init__(self) -> None:
@@ -136,11 +136,12 @@ def role_statements(args: ExecutionRoleArgs) -> dict[str, list[dict]]:
 
 def _vpc_statements(args: ExecutionRoleArgs) -> list[dict]:
     ec2 = f"arn:{partition(args.region)}:ec2:{args.region}:{args.account_id}"
-    subnets = [f"{ec2}:subnet/{subnet}" for subnet in args.vpc_subnet_ids]
+    # Output.concat: the ids may be Outputs of subnets and groups created in the same program.
+    subnets = [pulumi.Output.concat(f"{ec2}:subnet/", subnet) for subnet in args.vpc_subnet_ids]
+    groups = [pulumi.Output.concat(f"{ec2}:security-group/", group) for group in args.vpc_security_group_ids]
     return [
         {"Sid": "CreateInterfacesInServingSubnets", "Effect": "Allow", "Action": ["ec2:CreateNetworkInterface"],
-         "Resource": [f"{ec2}:network-interface/*", *subnets,
-                      *(f"{ec2}:security-group/{group}" for group in args.vpc_security_group_ids)]},
+         "Resource": [f"{ec2}:network-interface/*", *subnets, *groups]},
         {"Sid": "ManageInterfacesInServingSubnets", "Effect": "Allow", "Action": list(_ENI_MANAGE_ACTIONS),
          "Resource": f"{ec2}:network-interface/*", "Condition": {"ArnEquals": {"ec2:Subnet": subnets}}},
         # Describe calls support no resource-level permissions; they are limited to the region.
