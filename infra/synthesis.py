@@ -195,6 +195,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
             return f"arn:aws:iam::{self.account_id}:{kind}/{physical}"
         if service == "s3":
             return f"arn:aws:s3:::{physical}"
+        if type_ == "aws:cloudwatch/logGroup:LogGroup":
+            return f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{physical}"
         return f"arn:aws:{service}:{self.region}:{self.account_id}:{kind}/{physical}"
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
@@ -215,6 +217,8 @@ class RecordingMocks(pulumi_mocks.Mocks):
             if args.typ == "aws:ec2/vpnConnection:VpnConnection":
                 state.setdefault("tunnel1Address", MOCK_TUNNEL_ADDRESSES[0])
                 state.setdefault("tunnel2Address", MOCK_TUNNEL_ADDRESSES[1])
+            if args.typ == "aws:ec2/vpcEndpoint:VpcEndpoint" and state.get("vpcEndpointType") == "Gateway":
+                state.setdefault("prefixListId", "pl-" + hashlib.sha256(physical.encode()).hexdigest()[:8])
             if args.typ == "aws:route53/resolverEndpoint:ResolverEndpoint":
                 state["ipAddresses"] = [{**address, "ip": ip}
                                         for address, ip in zip(state.get("ipAddresses") or [], MOCK_RESOLVER_IPS)]

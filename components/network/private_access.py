@@ -137,6 +137,8 @@ class PrivateServiceAccess(pulumi.ComponentResource):
     """The resolver's two addresses: the targets of the on-prem DNS forwarders."""
     security_group_id: pulumi.Output[str]
     """The interface endpoints' security group."""
+    s3_prefix_list_id: pulumi.Output[str]
+    """The S3 gateway endpoint's prefix list: what a security group allows egress to, to reach S3."""
 
     def __init__(self, name: str, args: PrivateServiceAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lastmile:network:PrivateServiceAccess", name, None, opts)
@@ -186,8 +188,9 @@ class PrivateServiceAccess(pulumi.ComponentResource):
         self.endpoint_ids = pulumi.Output.all(**endpoint_ids)
         self.resolver_inbound_ips = resolver.ip_addresses.apply(lambda addresses: [a.ip for a in addresses or []])
         self.security_group_id = endpoints_sg.id
+        self.s3_prefix_list_id = s3.prefix_list_id
         self.register_outputs({"endpoint_ids": self.endpoint_ids, "resolver_inbound_ips": self.resolver_inbound_ips,
-                               "security_group_id": self.security_group_id})
+                               "security_group_id": self.security_group_id, "s3_prefix_list_id": self.s3_prefix_list_id})
 
     def _inbound_resolver(self, name: str, args: PrivateServiceAccessArgs) -> aws.route53.ResolverEndpoint:
         dns_from_onprem = [

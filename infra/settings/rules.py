@@ -145,8 +145,13 @@ def capacity_order(s: Sections) -> list[Problem]:
 
 def private_networking(s: Sections) -> list[Problem]:
     aws = _section(s, "aws")
+    if aws is not None and s["topology"] == Topology.HYBRID and aws.vpc is not None:
+        return [Problem("aws.vpc", [sn.id for sn in aws.vpc.subnets],
+                        "the hybrid topology builds its own private VPC (lastmile:hybrid.vpc_cidr); "
+                        "these subnets would be ignored",
+                        "remove aws.vpc from the hybrid stack file")]
     if aws is None or s["environment"] == Environment.DEV or s["topology"] == Topology.HYBRID:
-        return []  # the hybrid topology builds its own VPC
+        return []
     if aws.vpc is None:
         return [Problem("aws.vpc", None, f"{s['environment'].value} runs models inside private subnets (SageMaker.5)",
                         "add aws.vpc with >= 2 subnets in distinct availability zones and security_group_ids")]

@@ -6,7 +6,7 @@ What gets built (one program, two explicit providers):
   encryption            EncryptionKey: models, capture, the endpoint's logs, the flow logs and the tunnel logs
   network               PrivateNetwork: VPC hybrid.vpc_cidr, one private subnet per zone, no internet path,
                         default security group closed, flow logs (ALL) to a KMS-encrypted log group
-  sagemaker-models-sg   the model containers' security group: no ingress, egress HTTPS to the VPC only
+  sagemaker-models-sg   the model containers' security group: no ingress, egress HTTPS to the VPC and S3 only
                         (the interface endpoints; network isolation keeps the containers themselves offline)
   vpn                   SiteToSiteVpn: customer gateway, VPN gateway, both tunnels hardened from
                         hybrid.tunnels (IKEv2, AES256, SHA2, DH >= 14), tunnel logs, a TunnelState alarm
@@ -117,11 +117,16 @@ def build(settings: StackSettings) -> dict[str, Any]:
     models_sg = aws.ec2.SecurityGroup(
         MODELS_SECURITY_GROUP,
         vpc_id=network.vpc_id,
-        description="SageMaker model containers: no ingress; HTTPS to the VPC's interface endpoints only",
+        description="SageMaker model containers: no ingress; HTTPS to the VPC's endpoints and S3 only",
         ingress=[],
         egress=[aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=HTTPS_PORT, to_port=HTTPS_PORT,
                                                 cidr_blocks=[hybrid.vpc_cidr],
-                                                description="HTTPS to the interface endpoints in the VPC")],
+                                                description="HTTPS to the interface endpoints in the VPC"),
+                # Model artifacts and ECR image layers come from S3 through the gateway endpoint, whose
+                # traffic is matched by its prefix list, not by the VPC's range.
+                aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=HTTPS_PORT, to_port=HTTPS_PORT,
+                                                prefix_list_ids=[access.s3_prefix_list_id],
+                                                description="HTTPS to S3 through the gateway endpoint")],
         opts=opts)
     placement = VpcPlacement(
         subnets=tuple(PrivateSubnet(subnet_id=subnet_id, availability_zone=zone)

@@ -81,10 +81,8 @@ def test_flow_log_role_is_least_privilege(mock_run):
     group_arn = write["Resource"][0]
     assert write["Resource"][1] == f"{group_arn}:log-stream:*"
     assert "flow-logs" in group_arn  # the flow-log group's ARN, not a wildcard
-    # The recording mocks make up ARNs of the form arn:aws:cloudwatch:...; parliament checks the actions
-    # against the real ARN form of a log group, so it reads the policy with a real-looking one.
-    real_arn = f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT_ID}:log-group:net-flow-logs-0123456"
-    assert [f.issue for f in parliament.analyze_policy_string(policy_text.replace(group_arn, real_arn)).findings] == []
+    assert group_arn.startswith(f"arn:aws:logs:{MOCK_REGION}:{MOCK_ACCOUNT_ID}:log-group:")
+    assert [f.issue for f in parliament.analyze_policy_string(policy_text).findings] == []
 
 
 @pytest.mark.parametrize("protect_state", [True, False])
