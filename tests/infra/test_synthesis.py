@@ -43,6 +43,23 @@ def test_records_parent_options_and_masks_secrets(mock_run):
     assert graph.outputs["plain"].startswith("arn:aws:sqs:")
 
 
+class Outer(pulumi.ComponentResource):
+    def __init__(self, name: str) -> None:
+        super().__init__("lastmile:test:Outer", name, None, None)
+        self.inner = Pair(f"{name}-pair", pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+
+def test_urns_are_the_engines(mock_run):
+    """Every ancestor's type qualifies a URN, the root stack's excluded (the SDK mock keeps only one)."""
+    graph = mock_run(lambda: {"arn": Outer("o").inner.first.arn})
+    prefix = "urn:pulumi:test::lastmile::"
+    assert graph.one("lastmile:test:Outer").urn == prefix + "lastmile:test:Outer::o"
+    assert graph.one("lastmile:test:Pair").urn == prefix + "lastmile:test:Outer$lastmile:test:Pair::o-pair"
+    assert graph.named("o-pair-first").urn == (
+        prefix + "lastmile:test:Outer$lastmile:test:Pair$aws:sqs/queue:Queue::o-pair-first")
+
+
 def test_duplicate_urn_fails_like_the_engine(mock_run):
     def program():
         aws.sqs.Queue("same")
