@@ -1,0 +1,96 @@
+"""AlertTopic: the encrypted SNS topic every lastmile alarm and monitoring event is sent to.
+
+Safe defaults:
+- the topic is KMS-encrypted. Omitted ``kms_key_arn``: a dedicated rotating key (30-day window) is
+  created whose policy lets CloudWatch alarms and EventBridge rules of this account encrypt: a key
+  that does not name those service principals (like the stack's ``EncryptionKey``, which delegates to
+  IAM only) makes every notification fail silently;
+- the topic policy allows ``sns:Publish`` only to this account's CloudWatch alarms and EventBridge
+  rules (``aws:SourceAccount`` + ``aws:SourceArn``) and denies any publish not made over TLS;
+- subscriptions: email addresses and ``https://`` webhooks only (no plain http, no SMS);
+- ``protect_state`` protects and retains the created key (messages in flight are lost with it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws import iam
+from components.aws.kms import DELETION_WINDOW_DAYS, ROTATION
+from components.aws.monitoring_iam import alert_key_policy_statements, topic_policy_statements
+from components.aws.naming import digest
+
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertTopicArgs:
+    account_id: str
+    """The only account whose alarms and rules may publish."""
+    region: str
+    emails: tuple[str, ...] = ()
+    """Email subscriptions (each recipient confirms once). Omitted: none."""
+    https_endpoints: tuple[str, ...] = ()
+    """https:// webhook subscriptions. Omitted: none."""
+    kms_key_arn: pulumi.Input[str] | None = None
+    """A key whose policy admits cloudwatch.amazonaws.com and events.amazonaws.com. Omitted: one is created."""
+    protect_state: bool = False
+    """Protect and retain the created key. Omitted: deletable."""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"\d{12}", self.account_id):
+            raise ValueError(f"account_id {self.account_id!r} is not a 12-digit AWS account id")
+        for email in self.emails:
+            if not EMAIL.match(email):
+                raise ValueError(f"emails: {email!r} is not an email address")
+        for url in self.https_endpoints:
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+                raise ValueError(f"https_endpoints: {url!r} must be https://host/... without credentials")
+        targets = [*self.emails, *self.https_endpoints]
+        if len(set(targets)) != len(targets):
+            raise ValueError("a notification target is listed twice")
+
+
+class AlertTopic(pulumi.ComponentResource):
+    """An encrypted SNS topic that only this account's alarms and rules can publish to, over TLS."""
+
+    topic_arn: pulumi.Output[str]
+    kms_key_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AlertTopicArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("lastmile:aws:AlertTopic", name, None, opts)
+        key_arn = args.kms_key_arn
+        if key_arn is None:
+            key_arn = aws.kms.Key(
+                f"{name}-key",
+                description="lastmile alert topic: CloudWatch alarms and EventBridge rules of this account",
+                enable_key_rotation=ROTATION,
+                deletion_window_in_days=DELETION_WINDOW_DAYS,
+                policy=iam.policy_document(alert_key_policy_statements(account_id=args.account_id,
+                                                                       region=args.region)),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect_state,
+                                            retain_on_delete=args.protect_state),
+            ).arn
+        topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=key_arn,
+                              opts=pulumi.ResourceOptions(parent=self))
+        aws.sns.TopicPolicy(
+            f"{name}-policy", arn=topic.arn,
+            policy=iam.policy_document(topic_policy_statements(account_id=args.account_id, region=args.region,
+                                                               topic_arn=topic.arn)),
+            opts=pulumi.ResourceOptions(parent=self))
+        targets = [("email", e) for e in args.emails] + [("https", u) for u in args.https_endpoints]
+        for protocol, endpoint in targets:
+            # Named by a digest of the target: removing one leaves the others' URNs alone, and no
+            # address appears in a URN.
+            aws.sns.TopicSubscription(
+                f"{name}-{protocol}-{digest(endpoint, 8)}", topic=topic.arn, protocol=protocol, endpoint=endpoint,
+                opts=pulumi.ResourceOptions(parent=self))
+        self.topic_arn = topic.arn
+        self.kms_key_arn = pulumi.Output.from_input(key_arn)
+        self.register_outputs({"topic_arn": self.topic_arn, "kms_key_arn": self.kms_key_arn})
