@@ -19,6 +19,7 @@ from infra.settings.aws import AWS_RULES, AwsSettings
 from infra.settings.common import MISSING, NAMESPACE, Environment, Problem, Serving, Strict, Topology
 from infra.settings.onprem import OnpremSettings
 from infra.settings.hybrid import HYBRID_RULES, HybridSettings
+from infra.settings.observability import OBSERVABILITY_RULES, ObservabilitySettings
 from infra.settings.onprem import ONPREM_RULES
 from infra.settings.rules import FAILED, RULES as COMMON_RULES
 from infra.settings.sections import CAPACITY_DEFAULTS, Alarms, Capacity, Rollout
@@ -37,6 +38,7 @@ class StackSettings(Strict):
     aws: AwsSettings | None = None
     onprem: OnpremSettings | None = None
     hybrid: HybridSettings | None = None
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     secrets: dict[str, Any] = Field(default_factory=dict, description="SECRET_KEYS present -> secret pulumi.Output.")
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -58,6 +60,7 @@ SECTIONS: dict[str, tuple[Any, bool]] = {
     "aws": (AwsSettings, False),
     "onprem": (OnpremSettings, False),
     "hybrid": (HybridSettings, False),
+    "observability": (ObservabilitySettings, False),
 }
 # Top-level keys that hold one secret each (``pulumi config set --secret lastmile:<key>``). They are
 # read with get_secret, so they stay secret Outputs end to end; validation checks presence only.
@@ -66,7 +69,7 @@ SECRET_KEYS: tuple[str, ...] = (
 )
 
 
-RULES = [*COMMON_RULES, *AWS_RULES, *ONPREM_RULES, *HYBRID_RULES]
+RULES = [*COMMON_RULES, *AWS_RULES, *ONPREM_RULES, *HYBRID_RULES, *OBSERVABILITY_RULES]
 
 
 class ConfigError(pulumi.RunError):

@@ -34,6 +34,7 @@ from components.aws.alarms import AlarmThresholds
 from components.aws.artifact_store import ArtifactStore, ArtifactStoreArgs, ModelArtifact
 from components.aws.endpoint import (
     LOG_GROUP_PREFIX,
+    PRIMARY_VARIANT,
     DataCapture,
     ModelEndpoint,
     ModelEndpointArgs,
@@ -44,6 +45,8 @@ from components.aws.endpoint import (
 )
 from components.aws.execution_role import ExecutionRole, ExecutionRoleArgs
 from components.aws.kms import EncryptionKey, EncryptionKeyArgs
+from components.aws.monitoring import Baseline, ModelMonitoring, ModelMonitoringArgs, MonitoringNetwork, Retraining
+from components.aws.monitoring_specs import HealthThresholds
 from components.aws.naming import content_name, partition
 from components.aws.rollout import RolloutPolicy, TrafficRouting
 from components.slots import Slot
@@ -217,7 +220,7 @@ def build_sagemaker(settings: StackSettings, plan: SageMakerPlan, provider: aws.
         permissions=tuple(permissions), protect_state=settings.protect_state), opts=opts)
 
     active = serving.active
-    return {
+    outputs = {
         "endpoint_name": endpoint.endpoint_name,
         "endpoint_config_name": endpoint.endpoint_config_name,
         "variant_name": endpoint.variant_name,
@@ -229,3 +232,35 @@ def build_sagemaker(settings: StackSettings, plan: SageMakerPlan, provider: aws.
         "kms_key_arn": key.arn,
         "rollback_alarm_names": endpoint.alarm_names,
     }
+    if settings.observability.enabled:
+        outputs |= build_monitoring(settings, plan, store, key, endpoint, network, opts)
+    return outputs
+
+
+def build_monitoring(settings: StackSettings, plan: SageMakerPlan, store: ArtifactStore, key: EncryptionKey,
+                     endpoint: ModelEndpoint, network: VpcPlacement | None,
+                     opts: pulumi.ResourceOptions) -> dict[str, Any]:
+    """lastmile:observability on the SageMaker plane (ModelMonitoring); the rollback alarms stay ModelEndpoint's."""
+    cfg = settings.aws
+    watch = settings.observability.effective(settings.environment)
+    monitoring = ModelMonitoring("monitoring", ModelMonitoringArgs(
+        account_id=cfg.account_id, region=cfg.region, endpoint_name=plan.endpoint_name,
+        variant_name=PRIMARY_VARIANT, instance_type=cfg.instance_type, artifact_store=store, kms_key_arn=key.arn,
+        baseline=Baseline.of(settings.serving.active.model), rollback_alarm_names=endpoint.alarm_names,
+        rollback_thresholds=plan.alarms,
+        health=HealthThresholds(
+            error_4xx_percent=watch.health.error_4xx_percent, memory_percent=watch.health.memory_percent,
+            cpu_percent=watch.health.cpu_percent,
+            invocations_per_instance_high=(plan.scaling.target_invocations_per_instance
+                                           * watch.health.invocations_percent_of_target // 100)),
+        drift_threshold=watch.drift.threshold, cadence=watch.drift.cadence,
+        job_instance_type=watch.drift.instance_type, max_runtime_seconds=watch.drift.max_runtime_seconds,
+        network=None if network is None else MonitoringNetwork(
+            subnet_ids=network.subnet_ids, security_group_ids=network.security_group_ids),
+        allow_without_vpc=settings.environment == Environment.DEV,
+        emails=tuple(watch.notifications.emails), https_endpoints=tuple(watch.notifications.https_endpoints),
+        retraining=Retraining(target=watch.retraining.target, pipeline_name=watch.retraining.pipeline_name,
+                              pipeline_parameters=dict(watch.retraining.pipeline_parameters)),
+        depends_on=(endpoint,), protect_state=settings.protect_state), opts=opts)
+    return {"alert_topic_arn": monitoring.topic_arn, "monitoring_schedule_name": monitoring.schedule_name,
+            "monitoring_alarm_names": monitoring.alarm_names, "dashboard_name": monitoring.dashboard_name}

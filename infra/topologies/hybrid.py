@@ -134,7 +134,8 @@ def build(settings: StackSettings) -> dict[str, Any]:
         security_group_ids=(models_sg.id,))
     sagemaker = build_sagemaker(settings, plan, provider, key, placement)
 
-    onprem = build_onprem(settings, kubernetes_provider(settings), extra_egress_cidrs=[hybrid.vpc_cidr])
+    onprem = build_onprem(settings, kubernetes_provider(settings), extra_egress_cidrs=[hybrid.vpc_cidr],
+                          alert_topic_arn=sagemaker.get("alert_topic_arn"))
     onprem_service_url = onprem.pop("endpoint_url")
 
     traffic = {

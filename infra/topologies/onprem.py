@@ -22,11 +22,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.aws.alarms import AlarmThresholds
 from components.k8s.common import ContainerResources, PodSecurity, SeccompProfileType
 from components.k8s.identity import DeployerAccess, DeployerAccessArgs
 from components.k8s.ingress import TlsIngress, TlsIngressArgs
 from components.k8s.model_server import SERVER_POD_LABELS, ModelServer, ModelServerArgs, ReplicaPolicy
 from components.k8s.model_store import ModelStoreAccess, ModelStoreAccessArgs
+from components.k8s.observability import AlertRouting, ServingObservability, ServingObservabilityArgs
 from components.k8s.namespace import ResourceBudget, ServingNamespace, ServingNamespaceArgs
 from components.k8s.router import SlotRouter, SlotRouterArgs
 from infra.settings.common import Environment, Slot
@@ -65,9 +67,11 @@ def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
 
 
 def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
-                 extra_egress_cidrs: Sequence[str] = ()) -> dict[str, Any]:
+                 extra_egress_cidrs: Sequence[str] = (),
+                 alert_topic_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
     """The on-prem serving half, on ``provider``. ``extra_egress_cidrs``: HTTPS destinations the model
-    servers may reach besides the model store (the hybrid topology's cloud endpoints)."""
+    servers may reach besides the model store (the hybrid topology's cloud endpoints);
+    ``alert_topic_arn``: the cloud plane's alert topic, named in the alerts' routing (hybrid)."""
     onprem, serving, capacity = settings.onprem, settings.serving, settings.capacity
     model = serving.active.model
     opts = pulumi.ResourceOptions(provider=provider)
@@ -127,6 +131,19 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
     idle = next((server for slot, server in servers.items() if slot != serving.active_slot), None)
     router = SlotRouter(f"{model}-router", SlotRouterArgs(
         namespace=ns, active=servers[serving.active_slot], idle=idle), opts=opts)
+    if settings.observability.enabled:
+        watch = settings.observability
+        ServingObservability(f"{model}-observability", ServingObservabilityArgs(
+            namespace=ns, model_name=model, slots=tuple(servers),
+            thresholds=AlarmThresholds(
+                error_5xx_count=settings.alarms.error_5xx_count, latency_p99_ms=settings.alarms.latency_p99_ms,
+                evaluation_minutes=settings.alarms.evaluation_minutes),
+            routing=AlertRouting(
+                route=f"lastmile-{settings.stack}"[:63].rstrip("-"), emails=tuple(watch.notifications.emails),
+                https_endpoints=tuple(watch.notifications.https_endpoints), sns_topic_arn=alert_topic_arn),
+            monitoring_namespace=watch.kubernetes.monitoring_namespace,
+            prometheus_operator=watch.kubernetes.prometheus_operator,
+            prometheus_selector_labels=dict(watch.kubernetes.prometheus_selector_labels)), opts=opts)
     ingress = TlsIngress(f"{model}-ingress", TlsIngressArgs(
         namespace=ns,
         host=onprem.ingress.host,
