@@ -37,6 +37,8 @@ LANGHOST_MOD=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
 K8S_MOD=github.com/pulumi/pulumi-kubernetes/provider/v4
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/lib/cached_build.sh
+source "$SCRIPT_DIR/../lib/cached_build.sh"
 ENGINE_HOME="${LASTMILE_ENGINE_HOME:-$HOME/.cache/lastmile/engine}"
 ENGINE_NAME="pulumi-v${PULUMI_VERSION}-k8s-v${K8S_VERSION}"
 ENGINE_DIR="$ENGINE_HOME/$ENGINE_NAME"
@@ -92,19 +94,6 @@ engine_pulumi() {
 }
 
 # ---- build prerequisites -------------------------------------------------------------------------
-
-find_go() {
-	if command -v go >/dev/null 2>&1; then
-		command -v go
-	elif [[ -x /usr/local/go/bin/go ]]; then
-		printf '%s\n' /usr/local/go/bin/go
-	else
-		return 1
-	fi
-}
-
-# Version comparison of dotted numbers: succeeds when $1 >= $2.
-version_ge() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]; }
 
 setup_go_env() {
 	local go
@@ -333,33 +322,13 @@ for r in json.load(sys.stdin).get("Replace") or []:
 
 # ---- orchestration ---------------------------------------------------------------------------------
 
-cleanup_stage() {
-	if [[ -n "${STAGE:-}" && -d "$STAGE" ]]; then
-		chmod -R u+w "$STAGE" 2>/dev/null || true
-		rm -rf "$STAGE"
-	fi
+build_engine() {
+	staged_build "$ENGINE_HOME" "$ENGINE_NAME" "$ENGINE_DIR" engine_complete build_engine_stage
+	log "engine ready in $BIN"
 }
 
-build_engine() {
-	mkdir -p "$ENGINE_HOME"
-	# One builder at a time; a second caller waits, then finds the finished cache.
-	if command -v flock >/dev/null 2>&1; then
-		exec 9>"$ENGINE_HOME/.lock"
-		if ! flock -n 9; then
-			log "another build is running (lock $ENGINE_HOME/.lock); waiting for it"
-			flock 9
-		fi
-		engine_complete && return 0
-	fi
-	# Any staging directory left now belongs to an interrupted build (we hold the lock).
-	local stale
-	for stale in "$ENGINE_HOME"/.build-*; do
-		[[ -d "$stale" ]] || continue
-		log "removing leftover $stale"
-		chmod -R u+w "$stale" 2>/dev/null || true
-		rm -rf "$stale"
-	done
-
+# Fills $STAGE/$ENGINE_NAME (see staged_build in tools/lib/cached_build.sh).
+build_engine_stage() {
 	# What must be built: anything not in the cache (or on a workstation) already.
 	local sys=""
 	sys="$(system_pulumi)" || sys=""
@@ -374,11 +343,7 @@ build_engine() {
 	have_k8s_in "$BIN" && NEED_K8S=0
 
 	setup_go_env
-	STAGE="$(mktemp -d "$ENGINE_HOME/.build-$ENGINE_NAME.XXXXXX")"
-	trap cleanup_stage EXIT
-	trap 'exit 130' INT TERM
-	STAGE_BIN="$STAGE/$ENGINE_NAME/bin"
-	mkdir -p "$STAGE_BIN" "$STAGE/src"
+	mkdir -p "$STAGE/src"
 
 	# Keep what the existing cache already has (e.g. a host built before the CLI was needed).
 	local f
@@ -400,13 +365,6 @@ build_engine() {
 		echo "go=$(go env GOVERSION) CGO_ENABLED=$CGO_ENABLED GOSUMDB=$(go env GOSUMDB)"
 		echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	} >"$STAGE/$ENGINE_NAME/BUILDINFO"
-
-	# Publish: a rename within $ENGINE_HOME, so the cache is either the old one or the new one.
-	if [[ -e "$ENGINE_DIR" ]]; then
-		mv "$ENGINE_DIR" "$STAGE/previous"
-	fi
-	mv "$STAGE/$ENGINE_NAME" "$ENGINE_DIR"
-	log "engine ready in $BIN"
 }
 
 # Installs the kubernetes plugin into $PULUMI_HOME from our binary (idempotent).

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/lib/cached_build.sh
+source "$SCRIPT_DIR/../lib/cached_build.sh"
 APISERVER_WRAPPER="$SCRIPT_DIR/apiserver"
 ETCD_WRAPPER="$SCRIPT_DIR/etcd"
 KUBE_MOD=k8s.io/kubernetes
@@ -67,7 +69,6 @@ cache_complete() {
 
 # ---- build prerequisites -------------------------------------------------------------------------
 
-version_ge() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]; }
 
 setup_go_env() {
 	local go want
@@ -211,38 +212,14 @@ build_apiserver() {
 	[[ "$got" == "Kubernetes $KUBE_VERSION" ]] || die "the built kube-apiserver reports '$got', expected 'Kubernetes $KUBE_VERSION'"
 }
 
-cleanup_stage() {
-	if [[ -n "${STAGE:-}" && -d "$STAGE" ]]; then
-		chmod -R u+w "$STAGE" 2>/dev/null || true
-		rm -rf "$STAGE"
-	fi
+build_all() {
+	staged_build "$KUBE_HOME" "$NAME" "$DEST" cache_complete build_stage
+	log "kube-apiserver $KUBE_VERSION and etcd $ETCD_VERSION ready in $BIN"
 }
 
-build_all() {
-	mkdir -p "$KUBE_HOME"
-	# One builder at a time; a second caller waits, then finds the finished cache.
-	if command -v flock >/dev/null 2>&1; then
-		exec 9>"$KUBE_HOME/.lock"
-		if ! flock -n 9; then
-			log "another build is running (lock $KUBE_HOME/.lock); waiting for it"
-			flock 9
-		fi
-		cache_complete && return 0
-	fi
-	local stale
-	for stale in "$KUBE_HOME"/.build-*; do # left by an interrupted build (we hold the lock)
-		[[ -d "$stale" ]] || continue
-		log "removing leftover $stale"
-		chmod -R u+w "$stale" 2>/dev/null || true
-		rm -rf "$stale"
-	done
-
+# Fills $STAGE/$NAME (see staged_build in tools/lib/cached_build.sh).
+build_stage() {
 	setup_go_env
-	STAGE="$(mktemp -d "$KUBE_HOME/.build-$NAME.XXXXXX")"
-	trap cleanup_stage EXIT
-	trap 'exit 130' INT TERM
-	STAGE_BIN="$STAGE/$NAME/bin"
-	mkdir -p "$STAGE_BIN"
 	log "building into $STAGE"
 	preflight
 	build_etcd
@@ -254,10 +231,6 @@ build_all() {
 		echo "wrappers=$(wrappers_hash)"
 		echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	} >"$STAGE/$NAME/BUILDINFO"
-	# Publish with a rename within $KUBE_HOME: the cache is either the old one or the new one.
-	[[ -e "$DEST" ]] && mv "$DEST" "$STAGE/previous"
-	mv "$STAGE/$NAME" "$DEST"
-	log "kube-apiserver $KUBE_VERSION and etcd $ETCD_VERSION ready in $BIN"
 }
 
 main() {
