@@ -448,7 +448,8 @@ def _retirement_lines(changes: list[Change]) -> list[str]:
     late = [c.name for c in retired if c.name not in early]
     if late:
         lines.append(f"The old {', '.join(f'`{n}`' for n in late)} are deleted last, after the endpoint update has "
-                     "finished; a rollback keeps them.")
+                     "finished (a failed update keeps them); `python -m infra.verify` afterwards catches a rollback "
+                     "SageMaker performed while the update reported success.")
     return lines
 
 
