@@ -104,12 +104,6 @@ def build(settings: StackSettings) -> dict[str, Any]:
         cidr=hybrid.vpc_cidr, availability_zones=tuple(hybrid.availability_zones), region=cfg.region,
         account_id=cfg.account_id, flow_log_kms_key_arn=key.arn, flow_log_retention_days=cfg.log_retention_days,
         protect_state=settings.protect_state), opts=opts)
-    vpn = SiteToSiteVpn(VPN, SiteToSiteVpnArgs(
-        vpc_id=network.vpc_id, route_table_ids=tuple(network.route_table_ids),
-        customer_gateway_ip_address=hybrid.customer_gateway.ip_address,
-        customer_gateway_bgp_asn=hybrid.customer_gateway.bgp_asn, amazon_side_asn=hybrid.amazon_side_asn,
-        routing=hybrid.routing, onprem_cidrs=onprem_cidrs, tunnels=tunnels, log_kms_key_arn=key.arn,
-        log_retention_days=cfg.log_retention_days, protect_state=settings.protect_state), opts=opts)
     access = PrivateServiceAccess(ACCESS, PrivateServiceAccessArgs(
         vpc_id=network.vpc_id, vpc_cidr=hybrid.vpc_cidr, region=cfg.region, account_id=cfg.account_id,
         subnet_ids=tuple(network.subnet_ids), route_table_ids=tuple(network.route_table_ids),
@@ -133,6 +127,15 @@ def build(settings: StackSettings) -> dict[str, Any]:
                       for subnet_id, zone in zip(network.subnet_ids, hybrid.availability_zones, strict=True)),
         security_group_ids=(models_sg.id,))
     sagemaker = build_sagemaker(settings, plan, provider, key, placement)
+    vpn = SiteToSiteVpn(VPN, SiteToSiteVpnArgs(
+        vpc_id=network.vpc_id, route_table_ids=tuple(network.route_table_ids),
+        customer_gateway_ip_address=hybrid.customer_gateway.ip_address,
+        customer_gateway_bgp_asn=hybrid.customer_gateway.bgp_asn, amazon_side_asn=hybrid.amazon_side_asn,
+        routing=hybrid.routing, onprem_cidrs=onprem_cidrs, tunnels=tunnels, log_kms_key_arn=key.arn,
+        log_retention_days=cfg.log_retention_days,
+        # With observability on, a tunnel going down (and coming back) reaches the on-call's topic.
+        alarm_action_arns=tuple(a for a in [sagemaker.get("alert_topic_arn")] if a is not None),
+        protect_state=settings.protect_state), opts=opts)
 
     onprem = build_onprem(settings, kubernetes_provider(settings), extra_egress_cidrs=[hybrid.vpc_cidr],
                           alert_topic_arn=sagemaker.get("alert_topic_arn"))

@@ -587,3 +587,17 @@ def test_output_names_never_shadow_each_other():
 def test_runtime_dns_name_per_partition():
     assert hybrid.sagemaker_runtime_dns("eu-central-1") == "runtime.sagemaker.eu-central-1.amazonaws.com"
     assert hybrid.sagemaker_runtime_dns("cn-north-1") == "runtime.sagemaker.cn-north-1.amazonaws.com.cn"
+
+
+def test_with_observability_the_tunnel_alarms_reach_the_alert_topic(stack_graph):
+    """Off (committed hybrid stacks): the tunnel alarms only change state. On: they notify the topic."""
+    assert all(a.inputs.get("alarmActions", []) == [] for a in stack_graph("hybrid-prod").of_type(ALARM)
+               if a.inputs.get("namespace") == "AWS/VPN")
+    watched = synthesize("hybrid-prod", overrides={"lastmile:observability": {
+        "enabled": True, "notifications": {"emails": ["ml-oncall@example.com"]}, "retraining": {"target": "topic"}}})
+    topic = watched.outputs["alert_topic_arn"]
+    tunnel_alarms = [a for a in watched.of_type(ALARM) if a.inputs.get("namespace") == "AWS/VPN"]
+    assert len(tunnel_alarms) == 2
+    for alarm in tunnel_alarms:
+        assert alarm.inputs["alarmActions"] == [topic] and alarm.inputs["okActions"] == [topic]
+    assert evaluate(watched.to_json()) == []
