@@ -31,6 +31,9 @@ def api_version(type_token: str) -> tuple[str, str]:
 
 def to_manifest(node: Node) -> dict[str, Any]:
     version, kind = api_version(node.type)
+    declared = (node.inputs.get("apiVersion", version), node.inputs.get("kind", kind))
+    if declared != (version, kind):
+        raise ValueError(f"{node.urn}: inputs declare {declared}, its type token says {(version, kind)}")
     body = {k: v for k, v in node.inputs.items() if k not in ("apiVersion", "kind", "metadata")}
     metadata = dict(node.inputs.get("metadata") or {})
     metadata.setdefault("name", physical_name(node.type, node.name))

@@ -73,10 +73,10 @@ def releases_match_manifest(s: Sections) -> list[Problem]:
         if not pinned.artifact_path.is_file():
             problems.append(Problem(f"{field}.version", release.version, f"artifact file {pinned.artifact_path} is missing",
                                     "rebuild it with model_artifacts/build.py"))
-        elif file_sha256(pinned.artifact_path) != pinned.sha256:
+        elif (on_disk := file_sha256(pinned.artifact_path)) != pinned.sha256:
             problems.append(Problem(f"{field}.sha256", release.sha256,
                                     f"the artifact file {pinned.artifact_path.name} on disk hashes to "
-                                    f"{file_sha256(pinned.artifact_path)}, not the pinned digest: refusing to deploy it",
+                                    f"{on_disk}, not the pinned digest: refusing to deploy it",
                                     "restore the artifact (git checkout model_artifacts/) or rebuild and re-pin it"))
     return problems
 

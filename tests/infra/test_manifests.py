@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulumi
+import pytest
 import pulumi_kubernetes as k8s
 
 from infra.manifests import api_version, has_masked_secret, manifests, write
@@ -32,3 +33,15 @@ def test_manifests_round_trip_inputs(mock_run, tmp_path):
     paths = write(graph, tmp_path)
     assert sorted(p.name for p in paths) == sorted(
         ["configmap-serving-" + config_map["metadata"]["name"] + ".yaml", "namespace-serving.yaml", "secret-serving-tls.yaml"])
+
+
+def test_a_type_token_that_contradicts_the_inputs_is_refused():
+    from infra.manifests import to_manifest
+    from infra.synthesis import Node
+
+    node = Node(urn="urn:x", type="kubernetes:apps/v1:Deployment", name="d", parent=None, custom=True,
+                provider=None, protect=False, retain_on_delete=False, delete_before_replace=False,
+                replace_on_changes=(), ignore_changes=(), additional_secret_outputs=(), depends_on=(),
+                aliases=(), custom_timeouts={}, inputs={"apiVersion": "apps/v1", "kind": "StatefulSet"})
+    with pytest.raises(ValueError, match="StatefulSet"):
+        to_manifest(node)

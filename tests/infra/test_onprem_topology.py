@@ -29,7 +29,6 @@ from infra.synthesis import (
     Graph,
     RecordingMocks,
     RecordingMonitor,
-    physical_name,
     synthesize,
 )
 
@@ -290,20 +289,13 @@ def test_render_mode_needs_no_kubeconfig_but_keeps_tls(stack_graph):
 # -- scanners --------------------------------------------------------------------------------------
 
 def export_manifests(graph: Graph, directory: Path) -> list[Path]:
-    """The synthesized Kubernetes objects as the YAML the provider would apply or render.
+    """The synthesized Kubernetes objects (``infra.manifests``) as YAML files for the scanners.
 
-    Names: the provider auto-names objects; the recording mocks stand in with ``physical_name``,
-    the same names other objects' references already carry. Masked secret payloads become a dummy map.
+    Masked secret payloads become a dummy map, so the scanners read them as Secrets, not as strings.
     """
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for node in sorted(kubernetes_nodes(graph), key=lambda n: n.urn):
-        if not node.custom or node.type.startswith("kubernetes:index"):
-            continue
-        manifest = copy.deepcopy(node.inputs)
-        group_version = "core/v1" if manifest["apiVersion"] == "v1" else manifest["apiVersion"]
-        assert node.type == f"kubernetes:{group_version}:{manifest['kind']}"
-        manifest.setdefault("metadata", {}).setdefault("name", physical_name(node.type, node.name))
+    for manifest in manifests(graph):
         for key in ("data", "stringData"):
             if manifest.get(key) == SECRET_MASK:
                 manifest[key] = {"masked": "masked"}
