@@ -331,6 +331,18 @@ def check(root):
     return problems
 
 
+def report_check(problems, what, root, rebuild):
+    """Print the outcome of a --check (``problems`` from a rebuild compared byte for byte); exit code."""
+    if problems:
+        print("{} are out of date in {}:".format(what, root), file=sys.stderr)
+        for problem in problems:
+            print("  " + problem, file=sys.stderr)
+        print("rebuild with: " + rebuild, file=sys.stderr)
+        return 1
+    print("{} are up to date ({})".format(what, root))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -347,15 +359,7 @@ def main(argv=None):
     root = os.path.abspath(args.root)
 
     if args.check:
-        problems = check(root)
-        if problems:
-            print("model artifacts are out of date in {}:".format(root), file=sys.stderr)
-            for problem in problems:
-                print("  " + problem, file=sys.stderr)
-            print("rebuild with: python model_artifacts/build.py", file=sys.stderr)
-            return 1
-        print("model artifacts are up to date ({})".format(root))
-        return 0
+        return report_check(check(root), "model artifacts", root, "python model_artifacts/build.py")
 
     outputs = build(root)
     write(root, outputs)

@@ -263,15 +263,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     root = os.path.abspath(args.root)
     if args.check:
-        problems = check(root)
-        if problems:
-            print("baseline is out of date in {}:".format(root), file=sys.stderr)
-            for problem in problems:
-                print("  " + problem, file=sys.stderr)
-            print("rebuild with: python model_artifacts/build_baseline.py", file=sys.stderr)
-            return 1
-        print("baseline is up to date ({})".format(root))
-        return 0
+        return load_build(root).report_check(check(root), "baseline files", root,
+                                             "python model_artifacts/build_baseline.py")
     for rel, content in sorted(build(root).items()):
         path = os.path.join(root, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
