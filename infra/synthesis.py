@@ -368,8 +368,7 @@ def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR, overrides: dict[s
     """
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
-        raise FileNotFoundError(f"no stack file {path}; stacks here: {', '.join(known)}")
+        raise FileNotFoundError(f"no stack file {path}; stacks here: {', '.join(list_stacks(stacks_dir))}")
     document = yaml.safe_load(path.read_text()) or {}
     raw = dict(document.get("config") or {})
     for key, value in (overrides or {}).items():
