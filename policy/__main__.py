@@ -4,7 +4,7 @@
 
 Each rule becomes one ``StackValidationPolicy`` (so a violation names its rule). The validation
 converts ``StackValidationArgs.resources`` into the graph shape the rules read — the same shape as
-the offline synthesis (``infra.synthesis.Graph.to_json()``) — and reports each finding on its
+the offline synthesis (``lastmile.synthesis.Graph.to_json()``) — and reports each finding on its
 resource's URN. Values unknown during preview become ``[unknown]`` (rules treat them as not yet
 known, never as a violation of their own). The engine hands policies plaintext secrets, so rules
 that judge whether a value is secret (``needs_secret_markers``) run only in the offline plan diff;

@@ -1,7 +1,7 @@
 """lastmile policy rules: REFERENCE.md §3 as small pure checks over a resource graph.
 
 Each rule is a plain function of one resource and the whole graph, in the shape of the offline
-synthesis (``infra.synthesis.Graph.to_json()``)::
+synthesis (``lastmile.synthesis.Graph.to_json()``)::
 
     resource = {"urn", "type", "name", "parent", "options": {"protect", "retain_on_delete", ...,
                 "depends_on": [urn, ...]}, "inputs": {camelCase Pulumi properties}}
@@ -9,7 +9,7 @@ synthesis (``infra.synthesis.Graph.to_json()``)::
                 "environment": "prod"  # optional; else outputs["environment"], else the stack name}
 
 ``RULES`` lists them as data (id, REFERENCE anchor, resource types, environments). They run
-unchanged in three places: the tests (directly), the plan diff (``infra.plandiff``) and the
+unchanged in three places: the tests (directly), the plan diff (``lastmile.plandiff``) and the
 CrossGuard pack (``policy/__main__.py``), which converts ``StackValidationArgs.resources`` to the
 same shape. This module imports nothing but the standard library, so the pack's virtualenv needs
 only ``pulumi-policy``.

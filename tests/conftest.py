@@ -1,4 +1,4 @@
-"""Shared fixtures: every Pulumi test runs under the recording mocks of infra.synthesis."""
+"""Shared fixtures: every Pulumi test runs under the recording mocks of lastmile.synthesis."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from infra.synthesis import Graph, run_with_mocks, synthesize
+from lastmile.synthesis import Graph, run_with_mocks, synthesize
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 SDKS = ("pulumi", "pulumi_aws", "pulumi_kubernetes")
 PROBE = """
 import sys
-from infra.synthesis import synthesize
+from lastmile.synthesis import synthesize
 synthesize(sys.argv[1])
 loaded = lambda m: type(sys.modules[m]).__name__ != "_LazyModule"  # the SDKs register lazy modules
 used = sorted(m for m in list(sys.modules) if (m in SDKS or (m.split('.')[0] in SDKS[1:] and m.count('.') == 1
@@ -55,7 +55,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as out:
         commands = {
             "floor": [sys.executable, "-c", floor],
-            "synth": [sys.executable, "-m", "infra.cli", "synth", args.stack, "--out", out],
+            "synth": [sys.executable, "-m", "lastmile.cli", "synth", args.stack, "--out", out],
         }
         _sample(commands["synth"])  # warm the file cache and bytecode once, for both sides
         samples: dict[str, list[float]] = {name: [] for name in commands}

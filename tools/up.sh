@@ -20,4 +20,4 @@ fi
 echo "up: the Pulumi engine is unavailable on this machine, so 'pulumi up' cannot run here:" >&2
 grep -E "not available|error" .engine-unavailable.log | sed 's/^/up:   /' >&2 || true
 echo "up: running the offline synthesis of $STACK instead (same program, Pulumi mocks, no engine)." >&2
-exec .venv/bin/python -m infra.cli render "$STACK"
+exec .venv/bin/python -m lastmile.cli render "$STACK"

@@ -186,7 +186,7 @@ def build_sagemaker(settings: StackSettings, plan: SageMakerPlan, provider: aws.
     """The SageMaker half on ``provider``, encrypted with ``key``, its models in ``network``'s private subnets.
 
     ``network`` None runs the models outside any VPC, which ``ModelEndpointArgs`` allows in dev only.
-    Returns the stack outputs of the half (``infra.verify`` reads endpoint_name, endpoint_config_name,
+    Returns the stack outputs of the half (``lastmile.verify`` reads endpoint_name, endpoint_config_name,
     region, variant_name, model_names and rollback_alarm_names).
     """
     cfg, serving = settings.aws, settings.serving
@@ -224,7 +224,7 @@ def build_sagemaker(settings: StackSettings, plan: SageMakerPlan, provider: aws.
         "endpoint_name": endpoint.endpoint_name,
         "endpoint_config_name": endpoint.endpoint_config_name,
         "variant_name": endpoint.variant_name,
-        "model_names": endpoint.model_names,  # infra.verify checks the running config serves exactly these
+        "model_names": endpoint.model_names,  # lastmile.verify checks the running config serves exactly these
         "region": cfg.region,
         "model_version": active.version,
         "model_sha256": active.sha256,

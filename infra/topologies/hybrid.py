@@ -38,7 +38,7 @@ Traffic policy (hybrid.traffic_policy) is exported for clients and the on-prem g
 what they need to reach each plane: ``traffic_primary`` (onprem | sagemaker), ``traffic_failover``,
 ``onprem_service_url``, ``sagemaker_endpoint_name``, ``sagemaker_runtime_private_dns`` (resolve it through
 ``resolver_inbound_ips``), ``vpn_tunnel_addresses`` (what the on-prem device peers with). The aws outputs
-keep their names (``infra.verify`` reads endpoint_name, endpoint_config_name, region, ...), and so do the
+keep their names (``lastmile.verify`` reads endpoint_name, endpoint_config_name, region, ...), and so do the
 on-prem ones, except its endpoint_url, which is ``onprem_service_url`` here. No pre-shared key is
 exported: the VPN connection declares the keys and the customer-gateway configuration secret outputs.
 

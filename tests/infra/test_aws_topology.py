@@ -3,7 +3,7 @@
 Each stack file is synthesized under the recording mocks (no cloud, no engine) and judged three
 ways: the policy rules (``policy/rules.py``, REFERENCE §3 as pure checks), explicit assertions of
 each applicable §3 item below, and two offline scanners — botocore's API contract
-(``infra.contract``: enums, ranges, patterns no provider checks) and parliament on every IAM/KMS/S3
+(``lastmile.contract``: enums, ranges, patterns no provider checks) and parliament on every IAM/KMS/S3
 policy document. Bad config must fail with a ConfigError naming the field and register nothing.
 """
 
@@ -20,12 +20,12 @@ from parliament import analyze_policy_string, enhance_finding
 from components.aws.endpoint import LOG_GROUP_PREFIX
 from components.aws.monitoring import Baseline
 from components.aws.monitoring_specs import DRIFT_NAMESPACE, MONITORING_LOG_GROUP
-from infra.contract import check_graph
+from lastmile.contract import check_graph
 from infra.settings.aws import AWS_RULES, AwsSettings, sagemaker_traffic_steps
 from infra.settings.common import Topology
 from infra.settings.loader import ConfigError
 from infra.settings.sections import Capacity, Rollout
-from infra.synthesis import (
+from lastmile.synthesis import (
     STACKS_DIR,
     Graph,
     Node,

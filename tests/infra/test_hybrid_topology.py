@@ -2,7 +2,7 @@
 
 Each stack file is synthesized under the recording mocks (no cloud, no engine) and judged four ways:
 the policy rules (``policy/rules.py``, zero findings), explicit assertions of every applicable §3 item
-(the VPN, network and state-safety items one by one), botocore's API contract (``infra.contract`` for
+(the VPN, network and state-safety items one by one), botocore's API contract (``lastmile.contract`` for
 SageMaker, autoscaling and alarms; the network component tests' CreateVpnConnection/... translators and
 documented-value walker for the VPN and VPC requests, enums included) and parliament on the IAM/KMS/S3
 documents. Invalid config fails with a ConfigError naming the field and registers nothing.
@@ -33,11 +33,11 @@ from components.network.tunnel_crypto import (
     IntegrityAlgorithm,
 )
 from components.network.vpn import TunnelOptions
-from infra.contract import check_graph
+from lastmile.contract import check_graph
 from infra.manifest import load_manifest
 from infra.settings.hybrid import TunnelSettings
 from infra.settings.loader import ConfigError
-from infra.synthesis import (
+from lastmile.synthesis import (
     MOCK_RESOLVER_IPS,
     MOCK_TUNNEL_ADDRESSES,
     SECRET_MASK,
@@ -89,7 +89,7 @@ POLICY_DOCUMENTS = {KEY: "policy", ROLE: "assumeRolePolicy", ROLE_POLICY: "polic
                     "aws:s3/bucketPolicy:BucketPolicy": "policy"}
 SEVERITIES = ["MUTE", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 OPEN = ("0.0.0.0/0", "::/0")
-# The infra.verify contract (shared with the aws stacks), the on-prem half's outputs, the traffic policy.
+# The lastmile.verify contract (shared with the aws stacks), the on-prem half's outputs, the traffic policy.
 OUTPUTS = {
     "endpoint_name", "endpoint_config_name", "variant_name", "model_names", "region", "model_version",
     "model_sha256", "artifact_bucket", "kms_key_arn", "rollback_alarm_names",

@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from components.k8s.policy import rbac_violations, restricted_violations
-from infra.manifests import manifests
+from lastmile.manifests import manifests
 from infra.settings.loader import ConfigError
 from infra.settings.sections import Alarms
-from infra.synthesis import (
+from lastmile.synthesis import (
     REPO_ROOT,
     SECRET_MASK,
     STACKS_DIR,
@@ -289,7 +289,7 @@ def test_render_mode_needs_no_kubeconfig_but_keeps_tls(stack_graph):
 # -- scanners --------------------------------------------------------------------------------------
 
 def export_manifests(graph: Graph, directory: Path) -> list[Path]:
-    """The synthesized Kubernetes objects (``infra.manifests``) as YAML files for the scanners.
+    """The synthesized Kubernetes objects (``lastmile.manifests``) as YAML files for the scanners.
 
     Masked secret payloads become a dummy map, so the scanners read them as Secrets, not as strings.
     """

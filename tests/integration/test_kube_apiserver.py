@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.manifests import has_masked_secret, manifests
-from infra.synthesis import SECRET_MASK, list_stacks, synthesize
+from lastmile.manifests import has_masked_secret, manifests
+from lastmile.synthesis import SECRET_MASK, list_stacks, synthesize
 
 pytestmark = pytest.mark.kube
 

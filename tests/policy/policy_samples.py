@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.synthesis import run_with_mocks
+from lastmile.synthesis import run_with_mocks
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

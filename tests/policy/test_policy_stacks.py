@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.synthesis import list_stacks, synthesize
+from lastmile.synthesis import list_stacks, synthesize
 from policy.rules import RULES, evaluate
 
 STACKS = list_stacks()

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from infra.synthesis import Node
+from lastmile.synthesis import Node
 
 
 @pytest.fixture

@@ -160,7 +160,7 @@ def test_grants_refuse_wide_or_foreign_prefixes(mock_run, call):
 
 def test_one_grant_per_verb_and_grantee(mock_run):
     """A second identical grant is a duplicate URN: refused like the engine would (REFERENCE §4)."""
-    from infra.synthesis import DuplicateUrnError
+    from lastmile.synthesis import DuplicateUrnError
 
     with pytest.raises(DuplicateUrnError):
         mock_run(grants(lambda s, r: s.grant_read(r, "models/a/"), lambda s, r: s.grant_read(r, "models/b/")))

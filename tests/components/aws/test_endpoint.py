@@ -22,7 +22,7 @@ from components.aws.endpoint import (
 from components.aws.naming import is_sagemaker_name
 from components.aws.rollout import TIMEOUT_MARGIN_SECONDS, RolloutPolicy, TrafficRouting
 from components.slots import Slot
-from infra.contract import check_graph
+from lastmile.contract import check_graph
 
 COMPONENT = "lastmile:aws:ModelEndpoint"
 MODEL = "aws:sagemaker/model:Model"

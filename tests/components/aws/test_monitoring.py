@@ -40,8 +40,8 @@ from components.aws.monitoring_specs import (
 )
 from components.aws.rollout import RolloutPolicy, TrafficRouting
 from components.slots import Slot
-from infra.contract import check_graph
-from infra.synthesis import Graph, physical_name
+from lastmile.contract import check_graph
+from lastmile.synthesis import Graph, physical_name
 from policy.rules import evaluate
 
 NAME = "lastmile-monitoring-prod-0123456789ab"

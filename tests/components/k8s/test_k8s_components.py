@@ -16,7 +16,7 @@ from components.k8s.namespace import ResourceBudget, ServingNamespace, ServingNa
 from components.k8s.policy import rbac_violations, restricted_violations
 from components.k8s.router import SlotRouter, SlotRouterArgs
 from infra.settings.common import Slot
-from infra.synthesis import SECRET_MASK
+from lastmile.synthesis import SECRET_MASK
 
 IMAGE = "registry.example/mlserver@sha256:" + "b" * 64
 SHA = "c" * 64

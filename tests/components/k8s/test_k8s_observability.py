@@ -21,8 +21,8 @@ from components.k8s.observability import (
     alert_groups,
 )
 from components.slots import Slot
-from infra.manifests import manifests
-from infra.synthesis import Graph
+from lastmile.manifests import manifests
+from lastmile.synthesis import Graph
 from policy.rules import K8S_WORKLOADS, evaluate
 
 REPO = Path(__file__).resolve().parents[3]

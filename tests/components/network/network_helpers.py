@@ -7,7 +7,7 @@ from typing import Any
 from components.network.private_access import PrivateServiceAccess, PrivateServiceAccessArgs
 from components.network.vpc import PrivateNetwork, PrivateNetworkArgs
 from components.network.vpn import SiteToSiteVpn, SiteToSiteVpnArgs, TunnelOptions, VpnRouting
-from infra.synthesis import MOCK_ACCOUNT_ID, MOCK_REGION
+from lastmile.synthesis import MOCK_ACCOUNT_ID, MOCK_REGION
 
 KMS_KEY_ARN = f"arn:aws:kms:{MOCK_REGION}:{MOCK_ACCOUNT_ID}:key/0a1b2c3d-0000-4000-8000-000000000001"
 VPC_CIDR = "10.40.0.0/16"

@@ -9,7 +9,7 @@ import pytest
 
 from components.network.tunnel_crypto import VpnRouting
 from components.network.vpn import TunnelOptions
-from infra.synthesis import SECRET_MASK, Graph
+from lastmile.synthesis import SECRET_MASK, Graph
 from network_helpers import hybrid_network
 
 COMPONENTS = {"lastmile:network:PrivateNetwork", "lastmile:network:SiteToSiteVpn", "lastmile:network:PrivateServiceAccess"}

@@ -8,8 +8,8 @@ import pytest
 
 from components.network.addressing import ArgsError
 from components.network.private_access import InterfaceService, PrivateServiceAccess
-from infra.synthesis import MOCK_ACCOUNT_ID, MOCK_REGION, Graph
-from infra.synthesis import MOCK_RESOLVER_IPS as RESOLVER_IPS
+from lastmile.synthesis import MOCK_ACCOUNT_ID, MOCK_REGION, Graph
+from lastmile.synthesis import MOCK_RESOLVER_IPS as RESOLVER_IPS
 from network_helpers import ONPREM_CIDRS, VPC_CIDR, access_args
 
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"

@@ -10,7 +10,7 @@ import pytest
 
 from components.network.addressing import ArgsError
 from components.network.vpc import PrivateNetwork
-from infra.synthesis import MOCK_ACCOUNT_ID, MOCK_REGION, Graph
+from lastmile.synthesis import MOCK_ACCOUNT_ID, MOCK_REGION, Graph
 from network_helpers import KMS_KEY_ARN, VPC_CIDR, ZONES, network_args
 
 INTERNET_TYPES = ("aws:ec2/internetGateway:InternetGateway", "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGateway",

@@ -17,8 +17,8 @@ from components.network.tunnel_crypto import (
     VpnRouting,
 )
 from components.network.vpn import SiteToSiteVpn, TunnelOptions
-from infra.synthesis import SECRET_MASK, Graph
-from infra.synthesis import MOCK_TUNNEL_ADDRESSES as TUNNEL_ADDRESSES
+from lastmile.synthesis import SECRET_MASK, Graph
+from lastmile.synthesis import MOCK_TUNNEL_ADDRESSES as TUNNEL_ADDRESSES
 from network_helpers import CGW_IP, KMS_KEY_ARN, ONPREM_CIDRS, vpn_args
 
 CONNECTION = "aws:ec2/vpnConnection:VpnConnection"

@@ -2,8 +2,8 @@
 
 No provider validates values under mocks (REFERENCE §4), so each network resource in the graph is
 translated into its API request and validated against botocore's service model with
-``infra.contract.validate_request`` (ParamValidator + a walker for enums, ranges, lengths, patterns).
-``infra.contract`` does not map these resource types (its translator covers SageMaker, autoscaling and
+``lastmile.contract.validate_request`` (ParamValidator + a walker for enums, ranges, lengths, patterns).
+``lastmile.contract`` does not map these resource types (its translator covers SageMaker, autoscaling and
 alarms), so the translations live here, explicit per type: an input without a mapping fails the test.
 
 EC2 models the tunnel crypto members as plain strings and integers: their allowed values exist only
@@ -26,8 +26,8 @@ import botocore.session
 import pytest
 
 from components.network.tunnel_crypto import DhGroup, EncryptionAlgorithm, IntegrityAlgorithm, VpnRouting
-from infra.contract import check_node, validate_request
-from infra.synthesis import SECRET_MASK, Graph, Node
+from lastmile.contract import check_node, validate_request
+from lastmile.synthesis import SECRET_MASK, Graph, Node
 from network_helpers import hybrid_network
 
 PSK_PLACEHOLDER = "Placeholder_psk.1"  # the real key is masked; its format is checked by the component

@@ -1,8 +1,8 @@
 """lastmile command line: offline synthesis and rendering.
 
-    python -m infra.cli synth aws-prod            # graph JSON to build/synth/aws-prod.json + summary
-    python -m infra.cli synth --all               # every stack in stacks/
-    python -m infra.cli render onprem-local       # Kubernetes manifests to rendered/onprem-local-offline/
+    python -m lastmile.cli synth aws-prod            # graph JSON to build/synth/aws-prod.json + summary
+    python -m lastmile.cli synth --all               # every stack in stacks/
+    python -m lastmile.cli render onprem-local       # Kubernetes manifests to rendered/onprem-local-offline/
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from infra import manifests
+from lastmile import manifests
 from infra.settings.loader import ConfigError
-from infra.synthesis import REPO_ROOT, list_stacks, synthesize
+from lastmile.synthesis import REPO_ROOT, list_stacks, synthesize
 
 DEFAULT_OUT = REPO_ROOT / "build" / "synth"
 

@@ -1,4 +1,4 @@
-"""infra.verify against a real local SageMaker API (moto's server on 127.0.0.1) and as pure checks.
+"""lastmile.verify against a real local SageMaker API (moto's server on 127.0.0.1) and as pure checks.
 
 moto implements create/describe of models, endpoint configs and endpoints but not UpdateEndpoint
 (REFERENCE.md §4): a stack that deployed config B while the endpoint still runs config A is, from
@@ -26,8 +26,8 @@ from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
-from infra import verify
-from infra.verify import ExitCode, Expected, Status, check, exit_code, main
+from lastmile import verify
+from lastmile.verify import ExitCode, Expected, Status, check, exit_code, main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -260,14 +260,14 @@ def test_wait_gives_up_after_the_limit(deployed: Deployed, capsys: pytest.Captur
 def test_entry_point_runs_as_a_module(deployed: Deployed, aws_env: dict[str, str]) -> None:
     env = {**os.environ, **aws_env, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "infra.verify", "--outputs-file", deployed.outputs(), "--endpoint-url", deployed.url],
+        [sys.executable, "-m", "lastmile.verify", "--outputs-file", deployed.outputs(), "--endpoint-url", deployed.url],
         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "verified: endpoint ep in eu-west-1 (5 ok) -> exit 0"
 
     rolled_back = subprocess.run(
-        [sys.executable, "-m", "infra.verify", "--outputs-file", deployed.outputs(endpoint_config_name="cfg-b"),
+        [sys.executable, "-m", "lastmile.verify", "--outputs-file", deployed.outputs(endpoint_config_name="cfg-b"),
          "--endpoint-url", deployed.url, "--json"],
         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120, check=False,
     )

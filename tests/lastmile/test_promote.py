@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import promote as p
+from lastmile import promote as p
 from infra.manifest import load_manifest
 
 NOW = datetime(2025, 11, 21, 12, 0, tzinfo=UTC)
@@ -62,7 +62,7 @@ def env(tmp_path: Path) -> dict[str, Path]:
 
 def _verify(env, stack: str, release, outcome: str = "verified", at: datetime = NOW, detail: str | None = None):
     rel = p.Release("iris-classifier", release.version, release.sha256, release.sagemaker_images["eu-west-1"])
-    return p.record_verification(stack, rel, verifier="infra.verify", git_commit=COMMIT, endpoint_config_name="cfg-1",
+    return p.record_verification(stack, rel, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="cfg-1",
                                  outcome=outcome, detail=detail, verified_at=at, records_dir=env["records"])
 
 
@@ -98,7 +98,7 @@ def test_staging_to_prod_changes_exactly_the_idle_release_and_records_it(env):
     [record] = p.read_records(env["records"] / p.PROMOTION_LOG)
     assert record["from"] == "aws-staging" and record["to"] == "aws-prod" and record["target_slot"] == "green"
     assert record["release"]["version"] == "1.1.0" and record["replaced"]["version"] == "1.0.0"
-    assert record["evidence"]["verifier"] == "infra.verify" and record["evidence"]["endpoint_config_name"] == "cfg-1"
+    assert record["evidence"]["verifier"] == "lastmile.verify" and record["evidence"]["endpoint_config_name"] == "cfg-1"
     assert record["forced"] is False and record["promoted_at"] == "2025-11-21T12:00:00Z"
     assert record["next_step"] == "serving: a reviewed change of active_slot blue -> green"
 
@@ -110,7 +110,7 @@ def test_unverified_release_is_refused_and_nothing_changes(env):
         _promote(env)
     message = str(refused.value)
     assert "iris-classifier 1.1.0" in message and "no evidence of a good deployment in aws-staging" in message
-    assert "`python -m infra.verify --stack aws-staging` passed" in message and "record-verification --stack aws-staging" in message
+    assert "`python -m lastmile.verify --stack aws-staging` passed" in message and "record-verification --stack aws-staging" in message
     assert prod.read_text() == before and not (env["records"] / p.PROMOTION_LOG).exists()
 
 
@@ -181,7 +181,7 @@ def test_a_release_the_target_cannot_deploy_is_refused_before_writing(env):
     staging = env["stacks"] / "Pulumi.aws-staging.yaml"
     staging.write_text(staging.read_text().replace(V2.sha256, "f" * 64))
     bad = p.Release("iris-classifier", "1.1.0", "f" * 64, V2.sagemaker_images["eu-west-1"])
-    p.record_verification("aws-staging", bad, verifier="infra.verify", git_commit=COMMIT, endpoint_config_name="c",
+    p.record_verification("aws-staging", bad, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="c",
                           verified_at=NOW, records_dir=env["records"])
     before = (env["stacks"] / "Pulumi.aws-prod.yaml").read_text()
     with pytest.raises(p.PromotionError, match="would not deploy"):
@@ -231,7 +231,7 @@ def test_cli_record_then_promote(env, capsys):
     assert p.main(["--topology", "aws", "--from", "staging", "--to", "prod", *common]) == 1
     assert "refused: iris-classifier 1.1.0" in capsys.readouterr().err
     assert p.main(["record-verification", "--stack", "aws-staging", "--endpoint-config-name", "cfg-9",
-                   "--verifier", "infra.verify", "--git-commit", COMMIT, "--verified-at", "2025-11-21T12:00:00Z",
+                   "--verifier", "lastmile.verify", "--git-commit", COMMIT, "--verified-at", "2025-11-21T12:00:00Z",
                    *common]) == 0
     assert p.main(["--topology", "aws", "--from", "staging", "--to", "prod", "--now", "2025-11-21T12:05:00Z",
                    "--git-commit", COMMIT, *common]) == 0
@@ -251,9 +251,9 @@ def test_promotion_path_follows_the_stacks_present(tmp_path):
 def test_ci_evidence_is_imported_in_time_order_and_rechained(env, tmp_path):
     ci = tmp_path / "ci"
     late = p.Release("iris-classifier", "1.1.0", V2.sha256, V2.sagemaker_images["eu-west-1"])
-    p.record_verification("aws-prod", late, verifier="infra.verify", git_commit=COMMIT, endpoint_config_name="b",
+    p.record_verification("aws-prod", late, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="b",
                           verified_at=datetime(2025, 11, 21, 14, tzinfo=UTC), records_dir=ci / "prod")
-    p.record_verification("aws-dev", late, verifier="infra.verify", git_commit=COMMIT, endpoint_config_name="a",
+    p.record_verification("aws-dev", late, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="a",
                           verified_at=NOW, records_dir=ci / "dev")
     _verify(env, "aws-staging", V1)  # evidence already in the repository
     assert p.import_records([ci / "prod" / p.VERIFICATIONS, ci / "dev" / p.VERIFICATIONS],

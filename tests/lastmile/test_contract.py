@@ -1,4 +1,4 @@
-"""infra.contract: registered resources -> botocore requests -> the API's constraints.
+"""lastmile.contract: registered resources -> botocore requests -> the API's constraints.
 
 Programs register real pulumi_aws resources under the recording mocks (``mock_run``); each walker
 rule (enum, max, min, length, pattern) and each ParamValidator rule (required, type, unknown) is
@@ -21,10 +21,10 @@ import pulumi._types as pulumi_types
 import pulumi_aws as aws
 import pytest
 
-from infra.contract import COVERED_TYPES, Report, check_graph, check_node, main, validate_request
-from infra.contract_patterns import UntranslatablePattern, compile_java, matches, translate
-from infra.contract_shapes import Rule, validate_params
-from infra.synthesis import Graph, Node, list_stacks, synthesize
+from lastmile.contract import COVERED_TYPES, Report, check_graph, check_node, main, validate_request
+from lastmile.contract_patterns import UntranslatablePattern, compile_java, matches, translate
+from lastmile.contract_shapes import Rule, validate_params
+from lastmile.synthesis import Graph, Node, list_stacks, synthesize
 
 sm = aws.sagemaker
 scaling = aws.appautoscaling

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from infra.synthesis import SECRET_MASK, Graph, Node, physical_name
+from lastmile.synthesis import SECRET_MASK, Graph, Node, physical_name
 
 _SKIP_TYPES = ("kubernetes:yaml", "kubernetes:helm", "kubernetes:kustomize")
 

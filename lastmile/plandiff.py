@@ -1,12 +1,12 @@
 """Plan diff: what a change does to a stack, as Markdown for a pull-request comment. Offline.
 
-    python -m infra.plandiff --stack aws-prod --base origin/main                 # base rev vs the work tree
-    python -m infra.plandiff --stack aws-prod --base origin/main --head HEAD
-    python -m infra.plandiff --base-graph base.json --head-graph head.json       # two saved graphs
-    python -m infra.plandiff affected --base origin/main --head HEAD             # stacks a change touches (JSON)
+    python -m lastmile.plandiff --stack aws-prod --base origin/main                 # base rev vs the work tree
+    python -m lastmile.plandiff --stack aws-prod --base origin/main --head HEAD
+    python -m lastmile.plandiff --base-graph base.json --head-graph head.json       # two saved graphs
+    python -m lastmile.plandiff affected --base origin/main --head HEAD             # stacks a change touches (JSON)
 
 A revision is synthesized with the program of THAT revision: ``git archive <rev>`` is unpacked
-into a temporary directory (removed afterwards) and ``infra.synthesis.synthesize`` runs there in a
+into a temporary directory (removed afterwards) and ``lastmile.synthesis.synthesize`` runs there in a
 subprocess whose import path is that tree only. ``worktree`` synthesizes the checkout as it is.
 
 The comment lists resources added / changed / replaced / removed with every changed property path
@@ -115,7 +115,10 @@ from pathlib import Path
 import infra
 if Path(infra.__file__).resolve().parents[1] != Path.cwd().resolve():
     sys.exit(f"synthesis imported infra from {infra.__file__}, not from the revision's tree")
-from infra.synthesis import list_stacks, synthesize
+try:
+    from lastmile.synthesis import list_stacks, synthesize
+except ModuleNotFoundError:  # a revision from before the tooling moved out of infra/
+    from infra.synthesis import list_stacks, synthesize
 stack = sys.argv[1]
 print("null" if stack not in list_stacks() else synthesize(stack).dumps())
 """
@@ -448,7 +451,7 @@ def _retirement_lines(changes: list[Change]) -> list[str]:
     late = [c.name for c in retired if c.name not in early]
     if late:
         lines.append(f"The old {', '.join(f'`{n}`' for n in late)} are deleted last, after the endpoint update has "
-                     "finished (a failed update keeps them); `python -m infra.verify` afterwards catches a rollback "
+                     "finished (a failed update keeps them); `python -m lastmile.verify` afterwards catches a rollback "
                      "SageMaker performed while the update reported success.")
     return lines
 
@@ -538,7 +541,7 @@ def render(base: dict[str, Any] | None, head: dict[str, Any] | None, *, stack: s
     text = "\n".join(out).rstrip("\n") + "\n"
     if len(text) > MAX_COMMENT_CHARS:
         cut = text[:MAX_COMMENT_CHARS].rsplit("\n", 1)[0]
-        text = cut + f"\n\n… truncated at {MAX_COMMENT_CHARS} characters; run `python -m infra.plandiff` locally for the rest.\n"
+        text = cut + f"\n\n… truncated at {MAX_COMMENT_CHARS} characters; run `python -m lastmile.plandiff` locally for the rest.\n"
     return text
 
 
@@ -558,11 +561,11 @@ def _load_graph(path: str) -> dict[str, Any] | None:
 
 
 def _affected(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.plandiff affected")
+    parser = argparse.ArgumentParser(prog="python -m lastmile.plandiff affected")
     parser.add_argument("--base", required=True)
     parser.add_argument("--head", default="HEAD")
     args = parser.parse_args(argv)
-    from infra.synthesis import list_stacks
+    from lastmile.synthesis import list_stacks
 
     changed = _git("diff", "--name-only", f"{args.base}...{args.head}").split()
     print(json.dumps(affected_stacks(changed, list_stacks())))
@@ -573,12 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "affected":
         return _affected(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m infra.plandiff", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lastmile.plandiff", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", help="stack to synthesize at --base and --head, e.g. aws-prod")
     parser.add_argument("--base", help="git revision of the base, e.g. origin/main")
     parser.add_argument("--head", default=WORKTREE, help="git revision of the head, or 'worktree' (default)")
-    parser.add_argument("--base-graph", help="saved graph JSON (python -m infra.cli synth) instead of --base")
+    parser.add_argument("--base-graph", help="saved graph JSON (python -m lastmile.cli synth) instead of --base")
     parser.add_argument("--head-graph", help="saved graph JSON instead of --head")
     parser.add_argument("--out", help="write the Markdown here instead of stdout")
     args = parser.parse_args(argv)

@@ -1,11 +1,11 @@
 """Promotion: move a verified model release to the next environment of a topology.
 
-    python -m infra.promote --topology aws --from staging --to prod            # into prod's idle slot
-    python -m infra.promote --topology aws --from dev --to prod --force --reason "hotfix INC-42: ..."
-    python -m infra.promote record-verification --stack aws-staging --endpoint-config-name cfg-1a2b --verifier infra.verify
-    python -m infra.promote check-log [--against origin/main]                  # the records are append-only
-    python -m infra.promote import-verifications build/evidence/*/verifications.jsonl   # CI evidence
-    python -m infra.promote status --topology aws                              # what each stack serves, verified or not
+    python -m lastmile.promote --topology aws --from staging --to prod            # into prod's idle slot
+    python -m lastmile.promote --topology aws --from dev --to prod --force --reason "hotfix INC-42: ..."
+    python -m lastmile.promote record-verification --stack aws-staging --endpoint-config-name cfg-1a2b --verifier lastmile.verify
+    python -m lastmile.promote check-log [--against origin/main]                  # the records are append-only
+    python -m lastmile.promote import-verifications build/evidence/*/verifications.jsonl   # CI evidence
+    python -m lastmile.promote status --topology aws                              # what each stack serves, verified or not
 
 What moves. Exactly the release of one slot: ``model, version, sha256, image`` (``RELEASE_FIELDS``).
 No rollout field moves (``RELEASE_ROLLOUT_FIELDS`` is empty on purpose): strategy, step, waits, bake
@@ -26,7 +26,7 @@ instead (a one-step rollout, e.g. for dev); ``--into blue|green`` names the slot
 Evidence. A release may leave an environment only when that environment verified it: the newest
 line of ``promotions/verifications.jsonl`` for (source stack, model, version, sha256, image) has
 ``outcome: verified``. Lines are written by ``record_verification`` (called by the post-deploy
-``python -m infra.verify`` after it checked that SageMaker runs the expected endpoint config, or by
+``python -m lastmile.verify`` after it checked that SageMaker runs the expected endpoint config, or by
 an on-prem smoke/readiness check with the Kubernetes revision it saw; CI and people use the
 ``record-verification`` command). A later ``failed`` line for the same release revokes the
 evidence. Evidence cannot be forced: fix the deployment and verify again.
@@ -202,7 +202,7 @@ def record_verification(
 ) -> dict[str, Any]:
     """Append the result of a post-deploy check of ``stack`` to promotions/verifications.jsonl.
 
-    Call it from ``infra.verify`` (SageMaker: ``endpoint_config_name`` the endpoint really runs) or from
+    Call it from ``lastmile.verify`` (SageMaker: ``endpoint_config_name`` the endpoint really runs) or from
     an on-prem smoke/readiness check (``k8s_revision``: the Deployment revision or pod-template hash
     that served the smoke requests). ``outcome="failed"`` revokes earlier evidence for the release.
     """
@@ -328,7 +328,7 @@ def _target_image(topology: str, release: Release, source_doc: Any, target_doc: 
 def _check_command(topology: str, stack: str) -> str:
     if topology == "onprem":
         return "the readiness check of the active slot (kubectl wait --for=condition=Available)"
-    return f"`python -m infra.verify --stack {stack}`"
+    return f"`python -m lastmile.verify --stack {stack}`"
 
 
 def _deployment_flag(topology: str) -> str:
@@ -409,7 +409,7 @@ def promote(
         raise PromotionError(f"{release.label()} has no evidence of a good deployment in {source}", why,
                              f"deploy it to {source} and verify it: the deploy workflow does both and records the "
                              f"result; by hand, after {_check_command(topology, source)} passed, run `python -m "
-                             f"infra.promote record-verification --stack {source} {_deployment_flag(topology)} "
+                             f"lastmile.promote record-verification --stack {source} {_deployment_flag(topology)} "
                              "--verifier <who checked>`; then promote again")
 
     to_slot = _resolve_slot(target_serving, into)
@@ -491,7 +491,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def _cmd_promote(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.promote", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lastmile.promote", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--topology", required=True, help="aws | onprem | hybrid")
     parser.add_argument("--from", dest="source", required=True, help="source environment, e.g. staging")
@@ -527,14 +527,14 @@ def _cmd_promote(argv: list[str]) -> int:
 
 
 def _cmd_record(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.promote record-verification",
+    parser = argparse.ArgumentParser(prog="python -m lastmile.promote record-verification",
                                      description="Record a post-deploy verification as promotion evidence.")
     parser.add_argument("--stack", required=True)
     parser.add_argument("--slot", default="active", help="the slot whose release was verified (default active)")
     deployment = parser.add_mutually_exclusive_group(required=True)
     deployment.add_argument("--endpoint-config-name", help="SageMaker: the endpoint config the endpoint really runs")
     deployment.add_argument("--k8s-revision", help="Kubernetes: the Deployment revision / pod-template hash smoke-tested")
-    parser.add_argument("--verifier", required=True, help="what checked it, e.g. infra.verify or onprem-smoke")
+    parser.add_argument("--verifier", required=True, help="what checked it, e.g. lastmile.verify or onprem-smoke")
     parser.add_argument("--outcome", choices=OUTCOMES, default="verified")
     parser.add_argument("--detail", help="e.g. the failure reason SageMaker reported")
     parser.add_argument("--git-commit", help="the commit that was deployed (default: HEAD)")
@@ -580,7 +580,7 @@ def import_records(sources: list[Path], target: Path) -> int:
 
 
 def _cmd_import(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.promote import-verifications",
+    parser = argparse.ArgumentParser(prog="python -m lastmile.promote import-verifications",
                                      description="Append verification records written elsewhere (CI jobs) to the evidence.")
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)
@@ -591,7 +591,7 @@ def _cmd_import(argv: list[str]) -> int:
 
 
 def _cmd_check(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.promote check-log")
+    parser = argparse.ArgumentParser(prog="python -m lastmile.promote check-log")
     parser.add_argument("--against", help="git revision whose records must be a prefix of today's (e.g. the PR base)")
     parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -607,7 +607,7 @@ def _cmd_check(argv: list[str]) -> int:
 
 
 def _cmd_status(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.promote status")
+    parser = argparse.ArgumentParser(prog="python -m lastmile.promote status")
     parser.add_argument("--topology", required=True)
     parser.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
     parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)

@@ -7,7 +7,7 @@ import pulumi_aws as aws
 import pytest
 
 from infra.settings.loader import ConfigError
-from infra.synthesis import (
+from lastmile.synthesis import (
     SECRET_MASK,
     DuplicateUrnError,
     InvokeNotAllowedError,

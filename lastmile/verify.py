@@ -3,8 +3,8 @@
 ``pulumi up`` can report success while SageMaker rolls the endpoint back (blue/green
 auto-rollback, a failed update; REFERENCE.md §1 complaint #3). After every deployment run::
 
-    python -m infra.verify --stack aws-prod [--wait-seconds 1800] [--json]
-    python -m infra.verify --outputs-file outputs.json --endpoint-url http://127.0.0.1:5000
+    python -m lastmile.verify --stack aws-prod [--wait-seconds 1800] [--json]
+    python -m lastmile.verify --outputs-file outputs.json --endpoint-url http://127.0.0.1:5000
 
 It reads the stack outputs (``pulumi stack output --json --show-secrets=false``, or a JSON file
 of the same shape): ``endpoint_name``, ``endpoint_config_name``, ``region`` and, when exported,
@@ -393,7 +393,7 @@ def _emit(args: argparse.Namespace, findings: list[Finding], expected: Expected 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.verify",
+        prog="python -m lastmile.verify",
         description="Check that a deployed SageMaker endpoint runs what the stack deployed (exit 0 ok, "
         "2 failed or rolled back, 3 still deploying).",
     )

@@ -2,8 +2,8 @@
 
 Pulumi's mocks accept any value, and no provider validates enums, ranges or name patterns before
 ``pulumi up`` reaches AWS (REFERENCE.md §4). This module turns each registered resource (a
-:class:`infra.synthesis.Node`, inputs in pulumi-aws camelCase) into the botocore request(s) the
-provider sends, and validates them against botocore's service model (:mod:`infra.contract_shapes`):
+:class:`lastmile.synthesis.Node`, inputs in pulumi-aws camelCase) into the botocore request(s) the
+provider sends, and validates them against botocore's service model (:mod:`lastmile.contract_shapes`):
 
 ==========================================================  ===========================================
 Pulumi resource type                                        API requests
@@ -41,7 +41,7 @@ Field names are matched to the API's members case-insensitively, guided by the o
 
 An input with no counterpart is a ``mapping`` violation, never silently dropped. Masked secrets are
 not pattern-checked: such checks are listed as skipped. The recording mocks give every resource an
-ARN of the shape AWS gives it, so ARNs are pattern-checked like any other value. ``python -m infra.contract --stack aws-dev`` runs the check on a stack file.
+ARN of the shape AWS gives it, so ARNs are pattern-checked like any other value. ``python -m lastmile.contract --stack aws-dev`` runs the check on a stack file.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ from typing import Any
 
 from botocore.model import Shape
 
-from infra.contract_shapes import Result, Rule, Skipped, Violation, operation_model, validate_params, validate_request
-from infra.synthesis import SECRET_MASK, Graph, Node, physical_name, synthesize
+from lastmile.contract_shapes import Result, Rule, Skipped, Violation, operation_model, validate_params, validate_request
+from lastmile.synthesis import SECRET_MASK, Graph, Node, physical_name, synthesize
 
 __all__ = ["Report", "Request", "check_graph", "check_node", "requests_for", "validate_request", "COVERED_TYPES"]
 
@@ -232,7 +232,7 @@ class _Translator:
         self.violations.append(Violation(
             self.call.service, self.call.operation, dst, Rule.MAPPING,
             f"no counterpart in {shape.name} (members: {', '.join(shape.members)}); "
-            "extend infra/contract.py's mapping if the provider sends it",
+            "extend lastmile/contract.py's mapping if the provider sends it",
             resource=self.resource, input_path=src,
         ))
 
@@ -342,7 +342,7 @@ def check_graph(graph: Graph) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.contract", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lastmile.contract", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
     parser.add_argument("--json", action="store_true", help="machine-readable report")
     parser.add_argument("--requests", action="store_true", help="also print the translated API requests")

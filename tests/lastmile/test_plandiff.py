@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import plandiff as pd
+from lastmile import plandiff as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,9 +188,10 @@ def synthesize(stack):
 
 
 def _commit(repo: Path, version: str) -> str:
-    (repo / "infra").mkdir(exist_ok=True)
-    (repo / "infra" / "__init__.py").write_text("")
-    (repo / "infra" / "synthesis.py").write_text(_FAKE_SYNTHESIS.format(version=version))
+    for package in ("infra", "lastmile"):
+        (repo / package).mkdir(exist_ok=True)
+        (repo / package / "__init__.py").write_text("")
+    (repo / "lastmile" / "synthesis.py").write_text(_FAKE_SYNTHESIS.format(version=version))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", version], cwd=repo, check=True)
@@ -202,7 +203,7 @@ def test_graph_at_revisions_uses_each_revisions_program_and_cleans_up(tmp_path, 
     repo.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     first, second = _commit(repo, "1.0.0"), _commit(repo, "1.1.0")
-    (repo / "infra" / "synthesis.py").write_text(_FAKE_SYNTHESIS.format(version="2.0.0-dirty"))
+    (repo / "lastmile" / "synthesis.py").write_text(_FAKE_SYNTHESIS.format(version="2.0.0-dirty"))
     made = []
     real_mkdtemp = tempfile.mkdtemp
     monkeypatch.setattr(pd.tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])

@@ -5,7 +5,7 @@ Two passes over the same shape model, so every constraint the model states is ch
 - botocore's own ``ParamValidator``: required members, unknown members, types, tagged unions
   (its ``min`` checks are left to the walker below, which also reports the maximum);
 - :func:`walk`: enums, ``min``/``max`` of numbers, ``min``/``max`` length of strings, lists and
-  maps, and ``pattern`` (Java regexes, translated by :mod:`infra.contract_patterns`).
+  maps, and ``pattern`` (Java regexes, translated by :mod:`lastmile.contract_patterns`).
 
 A violation carries a JSON path into the request (``$.ProductionVariants[0].VolumeSizeInGB``),
 the rule, and a message naming the value and what is allowed.
@@ -23,7 +23,7 @@ import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.validate import ParamValidator
 
-from infra.contract_patterns import UntranslatablePattern, compile_java
+from lastmile.contract_patterns import UntranslatablePattern, compile_java
 
 
 _NUMBERS = ("integer", "long", "float", "double")
@@ -40,7 +40,7 @@ class Rule(StrEnum):
     MIN_LENGTH = "min_length"
     MAX_LENGTH = "max_length"
     PATTERN = "pattern"
-    MAPPING = "mapping"  # a Pulumi input with no counterpart in the API request (infra.contract)
+    MAPPING = "mapping"  # a Pulumi input with no counterpart in the API request (lastmile.contract)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pulumi
 import pytest
 import pulumi_kubernetes as k8s
 
-from infra.manifests import api_version, has_masked_secret, manifests, write
+from lastmile.manifests import api_version, has_masked_secret, manifests, write
 
 
 def test_api_version_of_core_and_grouped_types():
@@ -36,8 +36,8 @@ def test_manifests_round_trip_inputs(mock_run, tmp_path):
 
 
 def test_a_type_token_that_contradicts_the_inputs_is_refused():
-    from infra.manifests import to_manifest
-    from infra.synthesis import Node
+    from lastmile.manifests import to_manifest
+    from lastmile.synthesis import Node
 
     node = Node(urn="urn:x", type="kubernetes:apps/v1:Deployment", name="d", parent=None, custom=True,
                 provider=None, protect=False, retain_on_delete=False, delete_before_replace=False,
