@@ -57,8 +57,6 @@ def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
         enable_server_side_apply=True,
         enable_config_map_mutable=False,
         enable_secret_mutable=False,
-        enable_patch_force=False,
-        upsert_existing_objects=False,
         delete_unreachable=False,
         skip_update_unreachable=False,
         suppress_deprecation_warnings=False,

@@ -23,8 +23,14 @@
 set -euo pipefail
 
 # ---- pinned versions: keep in step with requirements.txt -------------------------------------------
-PULUMI_VERSION=3.272.0   # pulumi==3.272.0      -> pkg/v3, sdk/v3 v3.272.0
-K8S_VERSION=4.34.2       # pulumi-kubernetes==4.34.2 -> provider/v4 v4.34.2
+# The CLI may be newer than the Python SDK (pulumi==3.272.0, the newest wheel): the engine protocol is
+# backward compatible. v3.272.0 itself is not served by the Go module proxy; v3.274.1 is.
+PULUMI_VERSION=3.274.1   # -> pkg/v3, sdk/v3 v3.274.1
+# The plugin must be exactly the version of the pulumi-kubernetes wheel (the SDK asks the engine for
+# the plugin of its own version). Tagged provider/v4 versions are refused by the proxy; the
+# pseudo-version of the commit that tag v4.25.0 points at is served.
+K8S_VERSION=4.25.0       # pulumi-kubernetes==4.25.0
+K8S_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
 # pulumi-language-python/v3 is never tagged: pin the pseudo-version of the commit that tag
 # v${PULUMI_VERSION} points at (v3.0.0-<commit time UTC>-<12 hex of the commit>). While this is
 # empty, a build resolves it from the commit hash the proxy reports for pkg/v3@v${PULUMI_VERSION}
@@ -80,12 +86,10 @@ have_k8s_in() { [[ -x "$1/pulumi-resource-kubernetes" ]]; }
 engine_complete() {
 	have_k8s_in "$BIN" || return 1
 	if have_cli_in "$BIN"; then
-		have_langhost_in "$BIN"
-		return
+		return 0
 	fi
 	local sys
 	sys="$(system_pulumi)" || return 1
-	have_langhost_in "$BIN" || have_langhost_in "$(dirname "$sys")"
 }
 
 # The pulumi binary to use for plugin installation.
@@ -195,7 +199,7 @@ preflight() {
 		fi
 	fi
 	if [[ "$NEED_K8S" == 1 ]]; then
-		if line="$(download_module "$K8S_MOD@v$K8S_VERSION")"; then
+		if line="$(download_module "$K8S_MOD@$K8S_MODULE_VERSION")"; then
 			IFS=$'\t' read -r K8S_DIR _ _ <<<"$line"
 		else failed=1; fi
 	fi
@@ -332,7 +336,7 @@ build_engine_stage() {
 	# What must be built: anything not in the cache (or on a workstation) already.
 	local sys=""
 	sys="$(system_pulumi)" || sys=""
-	NEED_CLI=1 NEED_LANGHOST=1 NEED_K8S=1
+	NEED_CLI=1 NEED_LANGHOST=0 NEED_K8S=1
 	if [[ -n "$sys" ]]; then
 		log "using $sys (v$PULUMI_VERSION) instead of building the CLI"
 		NEED_CLI=0
