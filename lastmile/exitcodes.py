@@ -1,0 +1,20 @@
+"""The exit codes of every `lastmile` verb: one table, documented in the README.
+
+    0  OK           the command did what it says; nothing to report
+    1  FINDINGS     it ran and found something: policy findings, a plan with changes, an endpoint that
+                    rolled back or runs something else, a golden inference that failed
+    2  REFUSED      the input was refused (bad argument, bad stack config, unknown stack or git ref);
+                    a message names the problem and nothing was written or deployed
+    3  UNAVAILABLE  it could not check: the engine, the cluster, AWS or a tool it needs is not there
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FINDINGS = 1
+    REFUSED = 2
+    UNAVAILABLE = 3
