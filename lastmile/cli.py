@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("stack")
     render.add_argument("--out", help="output directory (default rendered/<stack>-offline)")
     render.set_defaults(func=_render)
+    from lastmile import engine
+
+    engine.register(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 

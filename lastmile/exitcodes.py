@@ -6,6 +6,8 @@
     2  REFUSED      the input was refused (bad argument, bad stack config, unknown stack or git ref);
                     a message names the problem and nothing was written or deployed
     3  UNAVAILABLE  it could not check: the engine, the cluster, AWS or a tool it needs is not there
+    4  FAILED       the engine ran and the operation failed (e.g. `up` stopped at a resource that never
+                    became ready); what had not been reached stays as it was
 """
 
 from __future__ import annotations
@@ -18,3 +20,4 @@ class ExitCode(IntEnum):
     FINDINGS = 1
     REFUSED = 2
     UNAVAILABLE = 3
+    FAILED = 4

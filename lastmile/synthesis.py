@@ -346,6 +346,16 @@ class StackFile:
     name: str
     config: dict[str, str]
     secret_keys: list[str]
+    # Secrets a team stack needs but keeps encrypted with the team's key, not in this clone: assumed set.
+    assumed_secret_keys: tuple[str, ...] = ()
+
+
+SECRET_PLACEHOLDER = "[secret placeholder: ciphertext is only readable by the engine]"
+
+
+def _team_managed(document: dict[str, Any]) -> bool:
+    """A team stack whose secrets provider (the team's KMS key) has not been initialised in this file."""
+    return str(document.get("secretsprovider") or "").startswith("awskms://") and not document.get("encryptedkey")
 
 
 def _flatten_secure(value: Any, path: str, secret_paths: list[str]) -> Any:
@@ -353,18 +363,21 @@ def _flatten_secure(value: Any, path: str, secret_paths: list[str]) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secure"}:
             secret_paths.append(path)
-            return "[secret placeholder: ciphertext is only readable by the engine]"
+            return SECRET_PLACEHOLDER
         return {k: _flatten_secure(v, f"{path}.{k}", secret_paths) for k, v in value.items()}
     if isinstance(value, list):
         return [_flatten_secure(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
     return value
 
 
-def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR, overrides: dict[str, Any] | None = None) -> StackFile:
+def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR, overrides: dict[str, Any] | None = None, *,
+                    assume_team_secrets: bool = True) -> StackFile:
     """Read ``stacks/Pulumi.<stack>.yaml`` into the flat ``{"ns:key": str}`` map the engine passes on.
 
     ``overrides`` replace whole top-level keys (``{"lastmile:rollout": {...}}``); tests use them to
-    try a bad value without writing a file.
+    try a bad value without writing a file. ``assume_team_secrets``: a team stack's required secrets,
+    which the team keeps encrypted with its KMS key, are taken as set (offline synthesis); the engine's
+    pre-check passes False, so a stack that lacks one is refused before ``pulumi up``.
     """
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
@@ -385,7 +398,18 @@ def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR, overrides: dict[s
             secret_keys.append(key)
         # The engine passes strings through and objects as JSON text.
         config[key] = plain if isinstance(plain, str) else json.dumps(plain)
-    return StackFile(name=stack, config=config, secret_keys=sorted(secret_keys))
+    assumed: tuple[str, ...] = ()
+    if assume_team_secrets and _team_managed(document):
+        from infra.settings.loader import required_secret_keys
+
+        sections = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("lastmile:")}
+        removed = {key for key, value in (overrides or {}).items() if value is None}  # a test's "not set"
+        assumed = tuple(k for k in required_secret_keys(sections)
+                        if f"lastmile:{k}" not in config and f"lastmile:{k}" not in removed)
+        for key in assumed:
+            config[f"lastmile:{key}"] = SECRET_PLACEHOLDER
+            secret_keys.append(f"lastmile:{key}")
+    return StackFile(name=stack, config=config, secret_keys=sorted(secret_keys), assumed_secret_keys=assumed)
 
 
 def list_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:

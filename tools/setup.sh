@@ -25,21 +25,19 @@ fi
 
 if [ -x tools/scanners/setup.sh ]; then tools/scanners/setup.sh; fi
 
-# The Pulumi engine (CLI, Python language host, Kubernetes plugin), built from the Go module proxy and
-# cached by version under the home directory. When it cannot be had, say why and go on: the tests
-# that need it skip with that reason, and `make up` falls back to offline synthesis.
-if ! tools/engine/bootstrap.sh >/dev/null 2>.engine-unavailable.log; then
-  echo "setup: the Pulumi engine is unavailable here (details: .engine-unavailable.log):" >&2
-  grep -m3 -E "error|refused|403" .engine-unavailable.log | sed 's/^/setup:   /' >&2 || true
-else
-  rm -f .engine-unavailable.log
-fi
-
-# A real local Kubernetes API server (kube-apiserver + etcd built from the Go module proxy, cached by
-# version): the tests apply the rendered manifests to it and ask its Pod Security admission and RBAC.
-if ! tools/kube/bootstrap.sh >/dev/null 2>.kube-unavailable.log; then
-  echo "setup: the local Kubernetes API server is unavailable (details: .kube-unavailable.log):" >&2
-  grep -m3 -E "error|refused|403" .kube-unavailable.log | sed 's/^/setup:   /' >&2 || true
-else
-  rm -f .kube-unavailable.log
-fi
+# The Pulumi engine (CLI and Kubernetes plugin) and the local Kubernetes binaries, built from the Go
+# module proxy and cached by version under the home directory: tens of minutes the first time on 2 cores,
+# under a second afterwards. Their build logs go to .setup-logs/; a failure stops setup and says why.
+mkdir -p .setup-logs
+build_cached() { # NAME SCRIPT
+  local name="$1" script="$2" log=".setup-logs/$1.log" start=$SECONDS
+  echo "setup: $name (cached by version under ~/.cache/lastmile; a cold build prints progress to $log)" >&2
+  if ! "$script" >/dev/null 2>"$log"; then
+    echo "setup: error: $name could not be provided; the end of $log:" >&2
+    tail -n 15 "$log" | sed 's/^/setup:   /' >&2
+    exit 1
+  fi
+  echo "setup: $name ready ($((SECONDS - start)) s)" >&2
+}
+build_cached "Pulumi engine" tools/engine/bootstrap.sh
+build_cached "local Kubernetes binaries" tools/kube/bootstrap.sh

@@ -242,6 +242,23 @@ def _raw_config() -> tuple[dict[str, Any], dict[str, Any]]:
     return raw, secrets
 
 
+def required_secret_keys(raw: dict[str, Any]) -> tuple[str, ...]:
+    """The secret keys a stack's topology needs, by name, from its raw (decoded) ``lastmile:*`` sections.
+
+    Offline synthesis of a team stack uses it: there the secrets live encrypted with the team's key and
+    are assumed set; under the engine the loader still refuses a stack that lacks one.
+    """
+    if raw.get("topology") not in (Topology.ONPREM.value, Topology.HYBRID.value) or not isinstance(raw.get("onprem"), dict):
+        return ()
+    from infra.settings.onprem import required_secrets
+
+    try:
+        onprem = OnpremSettings.model_validate(raw["onprem"])
+    except ValidationError:
+        return ()
+    return tuple(problem.field for problem in required_secrets(onprem, frozenset()))
+
+
 def load_settings() -> StackSettings:
     """Read and validate this stack's config, or raise ConfigError with every problem."""
     raw, secrets = _raw_config()

@@ -3,7 +3,8 @@
 Owned by the on-prem topology (``infra/topologies/onprem.py``). Secrets are never plaintext here:
 they are the top-level secret keys read by the loader with get_secret (``loader.SECRET_KEYS``):
 
-- ``lastmile:kubeconfig``               cluster credentials; required unless ``render_directory`` is set
+- ``lastmile:kubeconfig``               cluster credentials; required unless ``render_directory`` or
+                                        ``kubeconfig_file`` is set
 - ``lastmile:tls_certificate``          PEM chain of the ingress certificate; always required (TLS is on)
 - ``lastmile:tls_private_key``          PEM key of that certificate; always required
 - ``lastmile:model_store_credentials``  JSON ``{"access_key_id": ..., "secret_access_key": ...}`` of a
@@ -13,7 +14,9 @@ Shape (every field below; omitted fields take the default shown)::
 
     lastmile:onprem:
       namespace: lastmile-serving            # created and labelled restricted by the stack
-      render_directory: rendered/onprem-local  # omitted: talk to the cluster of lastmile:kubeconfig
+      render_directory: rendered/onprem-gitops  # omitted: talk to the cluster of lastmile:kubeconfig
+      kubeconfig_file: .lastmile/cluster/kubeconfig  # a local cluster's kubeconfig, instead of the secret
+      ready_timeout_seconds: 600             # omitted: rollout.max_execution_seconds
       pod_security_version: v1.33            # Pod Security admission version pin (enforce, warn, audit)
       deployer_group: lastmile-deployers     # RBAC group CI authenticates as; bound to the deployer Role
       dns: {namespace: kube-system, pod_labels: {k8s-app: kube-dns}}
@@ -158,6 +161,20 @@ class OnpremSettings(Strict):
         description="Render mode: the Kubernetes provider writes YAML here (relative to the project root) instead "
         "of calling a cluster; no kubeconfig needed. Rendered Secrets are plaintext there. Omitted: deploy.",
     )
+    kubeconfig_file: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="A kubeconfig file inside the project (relative to its root) that the Kubernetes provider "
+        "reads, instead of the secret lastmile:kubeconfig: the local cluster's `.lastmile/cluster/kubeconfig` "
+        "(`lastmile cluster up`). Its contents never enter the stack's state. Omitted: the secret.",
+    )
+    ready_timeout_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=28800,
+        description="How long `pulumi up` waits for a slot's Deployment to become available before it fails and "
+        "leaves traffic where it was (60-28800 s). Omitted: rollout.max_execution_seconds.",
+    )
     pod_security_version: str = Field(
         default="v1.33", pattern=r"^v1\.\d{1,2}$", description="Pod Security admission version pin; never 'latest'."
     )
@@ -282,10 +299,36 @@ def deployer_group_not_system(s: Sections) -> list[Problem]:
                     "name the group your CI identity (OIDC or certificate) carries, e.g. lastmile-deployers")]
 
 
+def _inside_project(path: str) -> bool:
+    return not path.startswith("/") and ".." not in path.split("/") and bool(path.strip("./"))
+
+
+def project_paths(s: Sections) -> list[Problem]:
+    """The render directory (written and cleaned by the provider) and a kubeconfig file stay in the project."""
+    onprem = s["onprem"]
+    problems = []
+    if onprem.render_directory is not None and not _inside_project(onprem.render_directory):
+        problems.append(Problem("onprem.render_directory", onprem.render_directory,
+                                "the render directory must be a path inside the project, relative to its root (no "
+                                "leading /, no '..'): the Kubernetes provider writes and deletes manifests there",
+                                "use a directory under rendered/, e.g. rendered/<stack>"))
+    if onprem.kubeconfig_file is not None and not _inside_project(onprem.kubeconfig_file):
+        problems.append(Problem("onprem.kubeconfig_file", onprem.kubeconfig_file,
+                                "a kubeconfig file must be inside the project, relative to its root (no leading /, "
+                                "no '..'): a stack never reads whatever kubeconfig the machine has",
+                                "use .lastmile/cluster/kubeconfig (the local cluster), or the secret lastmile:kubeconfig"))
+    if onprem.kubeconfig_file is not None and onprem.render_directory is not None:
+        problems.append(Problem("onprem.kubeconfig_file", onprem.kubeconfig_file,
+                                "render mode talks to no cluster: a kubeconfig next to render_directory is refused "
+                                "(the Kubernetes provider refuses the pair too)",
+                                "drop kubeconfig_file to render, or render_directory to deploy"))
+    return problems
+
+
 def required_secrets(onprem: OnpremSettings, present: frozenset[str] | set[str]) -> list[Problem]:
     """The secret keys the on-prem topology needs: TLS is always on; a cluster needs credentials."""
     needed = ["tls_certificate", "tls_private_key", "model_store_credentials"]
-    if not onprem.render_mode:
+    if not onprem.render_mode and onprem.kubeconfig_file is None:
         needed.insert(0, "kubeconfig")
     why = {
         "kubeconfig": "the Kubernetes provider takes its cluster credentials from this secret only "
@@ -312,5 +355,6 @@ ONPREM_RULES: list = [
     (restricted_security_context, ("onprem",)),
     (narrow_networks, ("onprem",)),
     (deployer_group_not_system, ("onprem",)),
+    (project_paths, ("onprem",)),
     (secrets_present, ("onprem", "secret_keys")),
 ]

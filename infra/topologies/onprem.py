@@ -1,8 +1,9 @@
 """The onprem topology: model serving on the company's own Kubernetes cluster.
 
 What gets built (every piece a component in components/k8s):
-  provider        explicit Kubernetes provider: kubeconfig from the secret lastmile:kubeconfig, or
-                  render mode (onprem.render_directory): YAML written to that directory, no cluster
+  provider        explicit Kubernetes provider: kubeconfig from the secret lastmile:kubeconfig, or from
+                  the project file onprem.kubeconfig_file (the local cluster's), or render mode
+                  (onprem.render_directory): YAML written to that directory, no cluster
   namespace       ServingNamespace: restricted Pod Security, quota, limits, default-deny + narrow allows
   deployer        DeployerAccess: namespaced Role + RoleBinding for CI's group
   model-store     ModelStoreAccess: the store's read-only key (Secret) and CA bundle (ConfigMap)
@@ -16,7 +17,9 @@ The hybrid topology reuses ``build_onprem(settings, provider, extra_egress_cidrs
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -35,9 +38,11 @@ from infra.settings.common import Environment, Slot
 from infra.settings.loader import StackSettings
 from infra.settings.onprem import CORE_MODULES, SeccompProfile
 
-# Render mode needs no cluster. The provider still gets an explicit (empty) kubeconfig, so it never
-# falls back to $KUBECONFIG or ~/.kube/config of whoever runs `pulumi up`.
-EMPTY_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\ncurrent-context: \"\"\n"
+# The engine starts plugins in the program's directory (Pulumi.yaml `main: infra/`), not the project
+# root: the render directory, which the stack file names relative to the project root, is handed to the
+# provider relative to infra/, so it lands in the same place for `pulumi up` and `lastmile up` in any clone.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROGRAM_DIR = PROJECT_ROOT / "infra"
 SURGE_PODS = 1  # the Deployments roll with maxSurge 1, maxUnavailable 0
 
 
@@ -47,13 +52,27 @@ def build(settings: StackSettings) -> dict[str, Any]:
 
 
 def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
-    """The one Kubernetes provider; every option that could come from the environment is pinned."""
+    """The one Kubernetes provider; every option that could come from the environment is pinned.
+
+    Render mode talks to no cluster and the provider refuses a kubeconfig next to a render directory;
+    otherwise the kubeconfig is the project file the stack names or the stack's secret (the loader
+    requires one of them), never the ambient one.
+    """
     onprem = settings.onprem
-    kubeconfig = settings.secrets.get("kubeconfig")  # absent only in render mode (required_secrets)
+    render_directory = None
+    if onprem.render_directory is not None:
+        # "" and not None: the SDK would fill None from $KUBECONFIG, which the provider refuses in render mode.
+        kubeconfig: pulumi.Input[str] = ""
+        render_directory = os.path.relpath(PROJECT_ROOT / onprem.render_directory, PROGRAM_DIR)
+    elif onprem.kubeconfig_file is not None:
+        # A path: the provider reads the file itself, so the cluster's credentials never enter the state.
+        kubeconfig = os.path.relpath(PROJECT_ROOT / onprem.kubeconfig_file, PROGRAM_DIR)
+    else:
+        kubeconfig = settings.secrets["kubeconfig"]
     return k8s.Provider(
         "kubernetes",
-        kubeconfig=pulumi.Output.secret(EMPTY_KUBECONFIG) if kubeconfig is None else kubeconfig,
-        render_yaml_to_directory=onprem.render_directory,
+        kubeconfig=kubeconfig,
+        render_yaml_to_directory=render_directory,
         enable_server_side_apply=True,
         enable_config_map_mutable=False,
         enable_secret_mutable=False,
@@ -124,7 +143,7 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
             resources=resources,
             artifact_volume_mib=onprem.resources.artifact_volume_mib,
             security=security,
-            rollout_timeout_seconds=settings.rollout.max_execution_seconds,
+            rollout_timeout_seconds=onprem.ready_timeout_seconds or settings.rollout.max_execution_seconds,
         ), opts=opts)
     idle = next((server for slot, server in servers.items() if slot != serving.active_slot), None)
     router = SlotRouter(f"{model}-router", SlotRouterArgs(

@@ -57,4 +57,8 @@ def test_baseline_findings_are_only_the_audited_kinds():
                 assert path.startswith("tests/"), (path, finding)
                 continue
             assert finding["type"] in {"Secret Keyword", "Base64 High Entropy String"}, (path, finding)
+            if path.startswith("stacks/"):
+                # the `secretsprovider: awskms://alias/...` line of a team stack: a KMS key alias, no secret
+                assert finding["type"] == "Secret Keyword", (path, finding)
+                continue
             assert path.startswith(("tests/", "infra/", "lastmile/", "policy/", "README.md")), (path, finding)

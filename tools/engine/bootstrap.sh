@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
-# tools/engine/bootstrap.sh: provide the Pulumi engine that matches the project's pinned Python
-# packages (pulumi==3.272.0, pulumi-kubernetes==4.34.2) on a machine that cannot download it.
+# tools/engine/bootstrap.sh: provide the Pulumi engine for the project's pinned Python packages
+# (pulumi==3.272.0, pulumi-kubernetes==4.25.0) on a machine that cannot download it.
 #
 #   tools/engine/bootstrap.sh            ensure the engine, print its bin directory on stdout
 #   tools/engine/bootstrap.sh plugins    the same, then install the kubernetes plugin into
 #                                        $PULUMI_HOME (taken from the environment)
 #
-#   PATH="$(tools/engine/bootstrap.sh):$PATH"
-#
-# The three binaries are built from the Go module proxy (see tools/engine/README.md):
-#   pulumi                         github.com/pulumi/pulumi/pkg/v3 (cmd/pulumi), via tools/engine/cli/go.mod
-#   pulumi-language-python (+exec) github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3,
-#                                  via tools/engine/langhost-python/go.mod
-#   pulumi-resource-kubernetes     github.com/pulumi/pulumi-kubernetes/provider/v4 (cmd/pulumi-resource-kubernetes)
+# Two binaries, built from the Go module proxy (see tools/engine/README.md):
+#   pulumi                      github.com/pulumi/pulumi/pkg/v3 (cmd/pulumi) v3.274.1, via tools/engine/cli/go.mod
+#   pulumi-resource-kubernetes  github.com/pulumi/pulumi-kubernetes/provider/v4 at the commit of tag v4.25.0
 # and cached by version in ${LASTMILE_ENGINE_HOME:-$HOME/.cache/lastmile/engine}/pulumi-v<V>-k8s-v<V>/bin.
+# No Python language host is needed: `lastmile up` runs the program inline through the Automation API.
 # A `pulumi` of exactly PULUMI_VERSION already on PATH (a workstation install) is used instead of
-# building the CLI; its bundled pulumi-language-python is used too when it sits beside it.
+# building the CLI.
 #
 # Only the bin directory goes to stdout; everything else goes to stderr.
 # Environment knobs: LASTMILE_ENGINE_HOME (cache root), LASTMILE_ENGINE_CGO (CGO_ENABLED for the
@@ -31,15 +28,8 @@ PULUMI_VERSION=3.274.1   # -> pkg/v3, sdk/v3 v3.274.1
 # pseudo-version of the commit that tag v4.25.0 points at is served.
 K8S_VERSION=4.25.0       # pulumi-kubernetes==4.25.0
 K8S_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
-# pulumi-language-python/v3 is never tagged: pin the pseudo-version of the commit that tag
-# v${PULUMI_VERSION} points at (v3.0.0-<commit time UTC>-<12 hex of the commit>). While this is
-# empty, a build resolves it from the commit hash the proxy reports for pkg/v3@v${PULUMI_VERSION}
-# (its .info "Origin") and logs the result so that it can be pinned here.
-LANGHOST_PSEUDO_VERSION=""
-
 PKG_MOD=github.com/pulumi/pulumi/pkg/v3
 SDK_MOD=github.com/pulumi/pulumi/sdk/v3
-LANGHOST_MOD=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
 K8S_MOD=github.com/pulumi/pulumi-kubernetes/provider/v4
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -79,7 +69,6 @@ system_pulumi() {
 }
 
 have_cli_in() { [[ -x "$1/pulumi" && "$(pulumi_version_of "$1/pulumi")" == "v$PULUMI_VERSION" ]]; }
-have_langhost_in() { [[ -x "$1/pulumi-language-python" && -f "$1/pulumi-language-python-exec" ]]; }
 have_k8s_in() { [[ -x "$1/pulumi-resource-kubernetes" ]]; }
 
 # Succeeds when $BIN (possibly together with a workstation pulumi) provides all three pieces.
@@ -161,42 +150,17 @@ except Exception: pass' <<<"$out" 2>/dev/null || true)"
 	return 1
 }
 
-# Resolves the language host pseudo-version from the commit of tag v$PULUMI_VERSION.
-resolve_langhost_version() {
-	[[ -n "$LANGHOST_PSEUDO_VERSION" ]] && return 0
-	local hash out
-	hash="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("Origin",{}).get("Hash",""))' "$PKG_INFO")"
-	[[ -n "$hash" ]] || die "cannot pin $LANGHOST_MOD: the proxy's .info for $PKG_MOD@v$PULUMI_VERSION has no \
-Origin hash. Set LANGHOST_PSEUDO_VERSION at the top of $0 (v3.0.0-<UTC commit time>-<12 hex of the commit of tag v$PULUMI_VERSION>)."
-	if ! out="$(cd "$STAGE" && go list -m -json "$LANGHOST_MOD@$hash" 2>&1)"; then
-		die "cannot resolve $LANGHOST_MOD at commit $hash (tag v$PULUMI_VERSION):"$'\n'"$out"
-	fi
-	LANGHOST_PSEUDO_VERSION="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])' <<<"$out")"
-	log "resolved $LANGHOST_MOD@$hash to $LANGHOST_PSEUDO_VERSION: pin it as LANGHOST_PSEUDO_VERSION in $0"
-}
-
 # Checks every module needed before anything is compiled, reporting all that are missing at once.
 preflight() {
 	local failed=0 line
-	SDK_DIR="" PKG_DIR="" PKG_GOMOD="" PKG_INFO="" LANGHOST_DIR="" LANGHOST_GOMOD="" K8S_DIR=""
+	SDK_DIR="" PKG_DIR="" PKG_GOMOD="" PKG_INFO="" K8S_DIR=""
 	if line="$(download_module "$SDK_MOD@v$PULUMI_VERSION")"; then
 		IFS=$'\t' read -r SDK_DIR _ _ <<<"$line"
 	else failed=1; fi
-	if [[ "$NEED_CLI" == 1 || "$NEED_LANGHOST" == 1 ]]; then
+	if [[ "$NEED_CLI" == 1 ]]; then
 		if line="$(download_module "$PKG_MOD@v$PULUMI_VERSION")"; then
 			IFS=$'\t' read -r PKG_DIR PKG_GOMOD PKG_INFO <<<"$line"
 		else failed=1; fi
-	fi
-	if [[ "$NEED_LANGHOST" == 1 ]]; then
-		if [[ -n "$PKG_INFO" || -n "$LANGHOST_PSEUDO_VERSION" ]]; then
-			resolve_langhost_version
-			if line="$(download_module "$LANGHOST_MOD@$LANGHOST_PSEUDO_VERSION")"; then
-				IFS=$'\t' read -r LANGHOST_DIR LANGHOST_GOMOD _ <<<"$line"
-			else failed=1; fi
-		else
-			log "module $LANGHOST_MOD not checked: its pseudo-version is not pinned and pkg/v3 is unavailable"
-			failed=1
-		fi
 	fi
 	if [[ "$NEED_K8S" == 1 ]]; then
 		if line="$(download_module "$K8S_MOD@$K8S_MODULE_VERSION")"; then
@@ -271,26 +235,6 @@ build_cli() {
 		die "the built pulumi reports '$(pulumi_version_of "$STAGE_BIN/pulumi")', expected v$PULUMI_VERSION"
 }
 
-build_langhost() {
-	local w="$STAGE/src/langhost-python" lh_dir="$LANGHOST_DIR" exec_src
-	mkdir -p "$w"
-	cp "$SCRIPT_DIR/langhost-python/go.mod" "$w/go.mod"
-	(cd "$w" && go mod edit -require="$LANGHOST_MOD@$LANGHOST_PSEUDO_VERSION" \
-		-require="$PKG_MOD@v$PULUMI_VERSION" -require="$SDK_MOD@v$PULUMI_VERSION")
-	sync_go_directive "$w/go.mod" "$LANGHOST_GOMOD"
-	sync_replaces "$w/go.mod" "$LANGHOST_GOMOD"
-	seed_gosum "$w/go.sum" "$lh_dir/go.sum" "$SDK_DIR/go.sum"
-	log "building pulumi-language-python ($LANGHOST_MOD@$LANGHOST_PSEUDO_VERSION)"
-	(cd "$w" && go build -trimpath \
-		-ldflags "-s -w -X $SDK_MOD/go/common/version.Version=v$PULUMI_VERSION" \
-		-o "$STAGE_BIN/pulumi-language-python" "$LANGHOST_MOD") >&2
-	# The host runs this script with the program's Python; it ships in the sdk/v3 module.
-	exec_src="$SDK_DIR/python/cmd/pulumi-language-python-exec"
-	[[ -f "$exec_src" ]] || exec_src="$(find "$SDK_DIR" "$lh_dir" -name pulumi-language-python-exec -type f 2>/dev/null | head -n1)"
-	[[ -n "$exec_src" && -f "$exec_src" ]] || die "pulumi-language-python-exec not found in $SDK_DIR nor $lh_dir"
-	install -m 0755 "$exec_src" "$STAGE_BIN/pulumi-language-python-exec"
-}
-
 build_k8s() {
 	local src="$STAGE/src/pulumi-kubernetes-provider" cmd f
 	log "copying $K8S_MOD@v$K8S_VERSION to a writable directory"
@@ -336,14 +280,12 @@ build_engine_stage() {
 	# What must be built: anything not in the cache (or on a workstation) already.
 	local sys=""
 	sys="$(system_pulumi)" || sys=""
-	NEED_CLI=1 NEED_LANGHOST=0 NEED_K8S=1
+	NEED_CLI=1 NEED_K8S=1
 	if [[ -n "$sys" ]]; then
 		log "using $sys (v$PULUMI_VERSION) instead of building the CLI"
 		NEED_CLI=0
-		have_langhost_in "$(dirname "$sys")" && NEED_LANGHOST=0
 	fi
 	have_cli_in "$BIN" && NEED_CLI=0
-	have_langhost_in "$BIN" && NEED_LANGHOST=0
 	have_k8s_in "$BIN" && NEED_K8S=0
 
 	setup_go_env
@@ -351,20 +293,18 @@ build_engine_stage() {
 
 	# Keep what the existing cache already has (e.g. a host built before the CLI was needed).
 	local f
-	for f in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes; do
+	for f in pulumi pulumi-resource-kubernetes; do
 		[[ -e "$BIN/$f" ]] && cp -p "$BIN/$f" "$STAGE_BIN/$f"
 	done
 	[[ "$NEED_CLI" == 1 ]] && rm -f "$STAGE_BIN/pulumi"
 
-	log "building into $STAGE (cli=$NEED_CLI langhost=$NEED_LANGHOST kubernetes=$NEED_K8S)"
+	log "building into $STAGE (cli=$NEED_CLI kubernetes=$NEED_K8S)"
 	preflight
 	[[ "$NEED_CLI" == 1 ]] && build_cli
-	[[ "$NEED_LANGHOST" == 1 ]] && build_langhost
 	[[ "$NEED_K8S" == 1 ]] && build_k8s
 
 	{
 		if [[ -x "$STAGE_BIN/pulumi" ]]; then echo "pulumi=v$PULUMI_VERSION (built)"; else echo "pulumi=v$PULUMI_VERSION (using $sys)"; fi
-		echo "pulumi-language-python=$LANGHOST_MOD@${LANGHOST_PSEUDO_VERSION:-n/a}"
 		echo "pulumi-resource-kubernetes=v$K8S_VERSION"
 		echo "go=$(go env GOVERSION) CGO_ENABLED=$CGO_ENABLED GOSUMDB=$(go env GOSUMDB)"
 		echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -373,7 +313,7 @@ build_engine_stage() {
 
 # Installs the kubernetes plugin into $PULUMI_HOME from our binary (idempotent).
 install_k8s_plugin() {
-	[[ -n "${PULUMI_HOME:-}" ]] || die "PULUMI_HOME is not set: source tools/engine/env.sh (or set it) first"
+	[[ -n "${PULUMI_HOME:-}" ]] || die "PULUMI_HOME is not set (lastmile sets it to .pulumi-home of the repository)"
 	local dest="$PULUMI_HOME/plugins/resource-kubernetes-v$K8S_VERSION" pulumi_bin
 	if [[ -x "$dest/pulumi-resource-kubernetes" && ! -e "$dest.partial" ]]; then
 		return 0

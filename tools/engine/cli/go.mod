@@ -12,8 +12,8 @@ module lastmile.local/tools/engine/cli
 go 1.24
 
 require (
-	github.com/pulumi/pulumi/pkg/v3 v3.272.0
-	github.com/pulumi/pulumi/sdk/v3 v3.272.0
+	github.com/pulumi/pulumi/pkg/v3 v3.274.1
+	github.com/pulumi/pulumi/sdk/v3 v3.274.1
 )
 
 // Non-local replace directives of pulumi/pkg/go.mod (the local one, sdk/v3 => ../sdk, becomes the

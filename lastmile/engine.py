@@ -1,0 +1,277 @@
+"""`lastmile up | preview | destroy | refresh | outputs STACK`: the real Pulumi engine, driven through
+Pulumi's Automation API with the project's own program (infra.program.run), Pulumi.yaml and stacks/.
+
+The Python program runs inline (in this process, through Pulumi's in-process language server), so the
+Pulumi CLI and the Kubernetes plugin are the only binaries needed. ``tools/engine/bootstrap.sh`` provides
+them: a workstation CLI of the pinned version when installed, otherwise built from the Go module proxy
+and cached by version under the home directory. Nothing here is needed for plain ``pulumi up``: on a
+workstation the same program and stack files work with the official CLI.
+
+Backends and secrets:
+  local stacks (``*-local``)  state in ``.pulumi-state/`` of the repository (file backend), secrets with
+                              the passphrase provider; the passphrase ``lastmile-local-only`` is public
+                              (it protects nothing) unless PULUMI_CONFIG_PASSPHRASE(_FILE) is set.
+  shared stacks (dev/staging/prod)
+                              the team's backend from PULUMI_BACKEND_URL (an S3 bucket:
+                              ``s3://<bucket>?region=<region>``), secrets with the ``awskms://`` provider
+                              the stack file declares (``secretsprovider:``). Nothing is assumed: without
+                              PULUMI_BACKEND_URL the command stops before the engine starts.
+
+Exit codes (lastmile.exitcodes): 0 ok (preview: no changes), 1 preview found changes, 2 refused input
+(unknown stack, bad stack config: lastmile's own message, the engine never starts), 3 the engine is not
+available here, 4 the engine ran and the operation failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lastmile.exitcodes import ExitCode
+from lastmile.synthesis import REPO_ROOT, STACKS_DIR, list_stacks
+
+BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
+LOCAL_PASSPHRASE = "lastmile-local-only"  # public on purpose: local stacks only, see the module doc
+LOCAL_SUFFIX = "-local"
+BOOTSTRAP_TIMEOUT_SECONDS = 60 * 60  # a cold build is ~20 min on 2 cores; a warm check well under 1 s
+
+
+class EngineUnavailable(RuntimeError):
+    """The Pulumi CLI or the Kubernetes plugin cannot be had on this machine (message says why)."""
+
+
+class Refused(ValueError):
+    """The command's input is refused before the engine starts (message names the problem and the fix)."""
+
+
+@dataclass(frozen=True)
+class EnginePaths:
+    """Where the engine keeps its things for this repository."""
+
+    root: Path = REPO_ROOT
+
+    @property
+    def pulumi_home(self) -> Path:
+        return Path(os.environ.get("LASTMILE_PULUMI_HOME") or self.root / ".pulumi-home")
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(os.environ.get("LASTMILE_PULUMI_STATE_DIR") or self.root / ".pulumi-state")
+
+
+def is_local(stack: str) -> bool:
+    return stack.endswith(LOCAL_SUFFIX)
+
+
+def engine_environment(stack: str, paths: EnginePaths = EnginePaths()) -> dict[str, str]:
+    """The environment the CLI runs with: offline defaults, project-local home, the stack's backend."""
+    env = {
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",  # the plugin installed in PULUMI_HOME, not one on PATH
+        "PULUMI_HOME": str(paths.pulumi_home),
+    }
+    if is_local(stack):
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        env["PULUMI_BACKEND_URL"] = paths.state_dir.resolve().as_uri()
+        if not os.environ.get("PULUMI_CONFIG_PASSPHRASE") and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+            env["PULUMI_CONFIG_PASSPHRASE"] = LOCAL_PASSPHRASE
+    elif not os.environ.get("PULUMI_BACKEND_URL"):
+        raise Refused(
+            f"stack {stack!r} is a shared stack: its state lives in the team's backend, and PULUMI_BACKEND_URL is not set.\n"
+            "  fix: export PULUMI_BACKEND_URL='s3://<state-bucket>?region=<region>' (and AWS credentials that may use\n"
+            "       the bucket and the stack's KMS key), or use a local stack such as onprem-local")
+    return env
+
+
+def engine_bin(env: dict[str, str]) -> Path:
+    """The engine's bin directory, built or taken from the cache, with the Kubernetes plugin installed
+    into PULUMI_HOME. Raises EngineUnavailable with the bootstrap's reason."""
+    if not BOOTSTRAP.is_file():
+        raise EngineUnavailable(f"{BOOTSTRAP} is missing")
+    try:
+        result = subprocess.run([str(BOOTSTRAP), "plugins"], env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                stderr=None, text=True, timeout=BOOTSTRAP_TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise EngineUnavailable(f"tools/engine/bootstrap.sh did not finish within {BOOTSTRAP_TIMEOUT_SECONDS} s") from None
+    if result.returncode != 0:
+        raise EngineUnavailable(f"the Pulumi engine could not be provided: tools/engine/bootstrap.sh failed "
+                                f"(exit {result.returncode}); its messages are above")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def validate_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> Any:
+    """Refuse an unknown stack or a stack file whose config the program would refuse, before the engine."""
+    from infra.settings.loader import SECRET_KEYS, ConfigError, parse_settings
+    from infra.settings.common import NAMESPACE
+    from lastmile.synthesis import read_stack_file
+
+    stacks = list_stacks(stacks_dir)
+    if stack not in stacks:
+        raise Refused(f"unknown stack {stack!r}: there is no stacks/Pulumi.{stack}.yaml\n"
+                      f"  allowed: {', '.join(stacks)}\n  fix: name one of these stacks")
+    stack_file = read_stack_file(stack, stacks_dir, assume_team_secrets=False)
+    raw: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    prefix = f"{NAMESPACE}:"
+    for full_key, value in stack_file.config.items():
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix):]
+        if key in SECRET_KEYS:
+            secrets[key] = "[secret]"
+        else:
+            try:
+                raw[key] = json.loads(value)
+            except json.JSONDecodeError:
+                raw[key] = value
+    try:
+        return parse_settings(stack, raw, secrets)
+    except ConfigError as error:
+        raise Refused(str(error)) from None
+
+
+AWS_PLUGIN_VERSION = "7.51.1"  # pulumi-aws==7.51.1 in requirements.txt
+
+
+def check_cluster(settings: Any, root: Path = REPO_ROOT) -> None:
+    """A stack on the local cluster needs it running: its kubeconfig file exists only while it does."""
+    kubeconfig_file = settings.onprem.kubeconfig_file if settings.onprem is not None else None
+    if kubeconfig_file is not None and not (root / kubeconfig_file).is_file():
+        raise EngineUnavailable(
+            f"stack {settings.stack!r} deploys to the cluster of {kubeconfig_file}, which does not exist: the local "
+            "cluster is not up. Start it with `lastmile cluster up` (or `make up`, which does both).")
+
+
+def check_plugins(settings: Any, pulumi_home: Path) -> None:
+    """The engine loads the AWS provider for aws and hybrid stacks; say so plainly when it is missing."""
+    if settings.topology.value == "onprem":
+        return
+    if any((pulumi_home / "plugins").glob(f"resource-aws-v{AWS_PLUGIN_VERSION}")):
+        return
+    raise EngineUnavailable(
+        f"stack {settings.stack!r} ({settings.topology.value}) needs the AWS provider plugin v{AWS_PLUGIN_VERSION}, which "
+        f"is not installed in {pulumi_home}. The Go module proxy this project's machines reach does not serve "
+        "github.com/pulumi/pulumi-aws/provider/v7, so it cannot be built here; on a machine with internet run "
+        f"`PULUMI_HOME={pulumi_home} pulumi plugin install resource aws {AWS_PLUGIN_VERSION}`. Offline, "
+        f"`lastmile plan {settings.stack}` shows the change as a graph diff.")
+
+
+class Engine:
+    """One stack of this repository on the real engine."""
+
+    def __init__(self, stack: str, paths: EnginePaths = EnginePaths()) -> None:
+        self.stack_name = stack
+        self.paths = paths
+        self.env = engine_environment(stack, paths)
+        self.bin_dir = engine_bin(self.env)
+        self._stack: Any = None
+
+    @property
+    def stack(self) -> Any:
+        if self._stack is None:
+            from pulumi import automation as auto
+
+            from infra.program import run
+
+            workspace = auto.LocalWorkspace(
+                work_dir=str(self.paths.root),
+                program=run,
+                env_vars=self.env,
+                pulumi_command=auto.PulumiCommand(root=str(self.bin_dir.parent), skip_version_check=True),
+            )
+            self._stack = auto.Stack.create_or_select(self.stack_name, workspace)
+        return self._stack
+
+    def up(self, *, on_output: Any = None) -> Any:
+        return self.stack.up(on_output=on_output, color="never")
+
+    def preview(self, *, diff: bool = True, on_output: Any = None) -> Any:
+        return self.stack.preview(diff=diff, on_output=on_output, color="never")
+
+    def destroy(self, *, on_output: Any = None) -> Any:
+        return self.stack.destroy(on_output=on_output, color="never")
+
+    def refresh(self, *, on_output: Any = None) -> Any:
+        return self.stack.refresh(on_output=on_output, color="never")
+
+    def outputs(self) -> dict[str, Any]:
+        return self.stack.outputs()
+
+
+def changes_of(summary: dict[str, int]) -> int:
+    """How many resources a preview would touch (every operation except 'same')."""
+    return sum(count for op, count in summary.items() if op != "same")
+
+
+def _print(line: str) -> None:
+    print(line, end="" if line.endswith("\n") else "\n", flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pulumi.automation.errors import CommandError
+
+    try:
+        settings = validate_stack(args.stack)
+        check_plugins(settings, EnginePaths().pulumi_home)
+        check_cluster(settings)
+        engine = Engine(args.stack)
+    except Refused as error:
+        print(f"lastmile {args.verb}: {error}", file=sys.stderr)
+        return ExitCode.REFUSED
+    except EngineUnavailable as error:
+        print(f"lastmile {args.verb}: cannot run here, nothing was deployed: {error}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    try:
+        if args.verb == "outputs":
+            outputs = engine.outputs()
+            shown = {k: (v.value if args.show_secrets or not v.secret else "[secret]") for k, v in outputs.items()}
+            print(json.dumps(shown, indent=2, sort_keys=True, default=str))
+            return ExitCode.OK
+        if args.verb == "preview":
+            result = engine.preview(diff=not args.no_diff, on_output=_print)
+            changes = changes_of(result.change_summary)
+            print(f"lastmile preview {args.stack}: "
+                  + (f"{changes} resource change(s)" if changes else "no changes"), file=sys.stderr)
+            return ExitCode.FINDINGS if changes else ExitCode.OK
+        result = getattr(engine, args.verb)(on_output=_print)
+    except CommandError as error:
+        print(f"lastmile {args.verb} {args.stack}: the engine reported a failure (exit code "
+              f"{ExitCode.FAILED}); the engine's messages are above.\n{_last_lines(str(error))}", file=sys.stderr)
+        return ExitCode.FAILED
+    summary = getattr(result, "summary", None)
+    if summary is not None and summary.result != "succeeded":
+        print(f"lastmile {args.verb} {args.stack}: {summary.result}", file=sys.stderr)
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def _last_lines(text: str, count: int = 12) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join("  " + line for line in lines[-count:])
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """The engine's verbs."""
+    helps = {
+        "up": "deploy a stack with the real Pulumi engine (pulumi up)",
+        "preview": "show what `up` would change, with the engine's diff; exit 1 when there are changes",
+        "destroy": "delete everything the stack deployed",
+        "refresh": "reconcile the stack's state with what really exists",
+        "outputs": "print the stack's outputs as JSON (secrets masked unless --show-secrets)",
+    }
+    for verb, text in helps.items():
+        parser = commands.add_parser(verb, help=text, description=text + ". " + __doc__.split("\n\n")[0])
+        parser.add_argument("stack", help="stack name, e.g. onprem-local (stacks/Pulumi.<stack>.yaml)")
+        if verb == "preview":
+            parser.add_argument("--no-diff", action="store_true", help="summary only, without the property diff")
+        if verb == "outputs":
+            parser.add_argument("--show-secrets", action="store_true", help="print secret outputs in plaintext")
+        parser.set_defaults(func=_run, verb=verb)

@@ -1,0 +1,139 @@
+"""onprem-local through the real Pulumi engine, as a user runs it: `lastmile up`, a no-op preview, a
+blue/green flip whose preview diff names exactly the stable Service's selector (and the outputs), the
+up that moves it, destroy; secrets stay ciphertext; a bad stack config stops before the engine.
+
+The stack is in render mode: the Kubernetes provider writes the manifests into rendered/onprem-local of
+the checkout, which is what these tests read back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+
+
+pytestmark = pytest.mark.engine
+
+STACK = "onprem-local"
+SLOT_LABEL = "lastmile.dev/slot"
+
+
+def _rendered(checkout) -> list[dict[str, Any]]:
+    directory = checkout.root / "rendered" / STACK
+    documents = []
+    for path in sorted(directory.rglob("*.yaml")):
+        documents.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return documents
+
+
+def _stable_selector(checkout) -> dict[str, str]:
+    services = [d for d in _rendered(checkout)
+                if d["kind"] == "Service" and d["metadata"]["name"].startswith("iris-classifier-router-stable")]
+    assert len(services) == 1, [d["metadata"]["name"] for d in _rendered(checkout) if d["kind"] == "Service"]
+    return services[0]["spec"]["selector"]
+
+
+def _flip(checkout, to: str) -> None:
+    path = checkout.stack_file(STACK)
+    text = path.read_text()
+    flipped = re.sub(r"(?m)^(    active_slot: )\w+$", rf"\g<1>{to}", text)
+    assert flipped != text
+    path.write_text(flipped)
+
+
+def _ok(result: Any) -> str:
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def deployed(make_checkout) :
+    checkout = make_checkout("onprem-local")
+    _ok(checkout.lastmile("up", STACK))
+    return checkout
+
+
+def test_up_renders_the_stack_into_the_project_not_the_program_directory(deployed) -> None:
+    kinds = sorted({d["kind"] for d in _rendered(deployed)})
+    assert {"Namespace", "Deployment", "Service", "NetworkPolicy", "Role", "RoleBinding", "Ingress"} <= set(kinds)
+    assert not (deployed.root / "infra" / "rendered").exists()
+    assert _stable_selector(deployed)[SLOT_LABEL] == "green"
+
+
+def test_a_second_preview_reports_no_changes(deployed) -> None:
+    result = deployed.lastmile("preview", STACK)
+    _ok(result)
+    assert "no changes" in result.stderr
+
+
+def test_outputs_name_the_active_slot_and_mask_secrets(deployed) -> None:
+    outputs = json.loads(_ok(deployed.lastmile("outputs", STACK)))
+    assert outputs["active_slot"] == "green"
+    assert outputs["render_directory"] == "rendered/onprem-local"
+
+
+def test_secrets_are_ciphertext_in_the_stack_file_and_absent_from_state(deployed) -> None:
+    stack_text = deployed.stack_file(STACK).read_text()
+    assert "BEGIN CERTIFICATE" not in stack_text and "PLACEHOLDER" not in stack_text
+    assert stack_text.count("secure: v1:") == 3
+    state_files = list((deployed.root / ".pulumi-state").rglob(f"{STACK}.json"))
+    assert state_files, "the file backend holds the stack's state"
+    state = "\n".join(p.read_text() for p in state_files)
+    # The rendered Secret carries the certificate (render mode writes plaintext, documented); the state
+    # must not: the engine keeps secret inputs and outputs encrypted.
+    rendered_secret = next(d for d in _rendered(deployed) if d["kind"] == "Secret" and "tls.crt" in (d.get("data") or {}))
+    certificate_b64 = rendered_secret["data"]["tls.crt"]
+    assert certificate_b64 and certificate_b64 not in state
+    assert "BEGIN CERTIFICATE" not in state and "lastmile-local-only-not-a-secret" not in state
+    assert "4dabf18193072939515e22adb298388d" in state  # the engine's marker of an encrypted secret value
+
+
+def test_flip_previews_exactly_the_selector_then_moves_traffic_and_destroy_removes_everything(deployed) -> None:
+    _flip(deployed, "blue")
+    result = deployed.lastmile("preview", STACK)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    operations = [line for line in lines if re.match(r"^[-+~]+ \S+: \((update|create|delete|replace)", line)]
+    assert operations == ["~ kubernetes:core/v1:Service: (update)"] * 2, operations  # the stable and preview Services
+    leaves = sorted(line for line in lines if "=>" in line)
+    assert leaves == sorted([
+        f'~ {SLOT_LABEL}: "green" => "blue"',  # the stable Service moves to blue ...
+        f'~ {SLOT_LABEL}: "blue" => "green"',  # ... and the preview Service to the now idle green
+        '~ active_release  : "iris-classifier 1.1.0" => "iris-classifier 1.0.0"',
+        '~ active_slot     : "green" => "blue"',
+    ]), leaves
+    assert "2 to update" in result.stdout and "30 unchanged" in result.stdout
+
+    _ok(deployed.lastmile("up", STACK))
+    assert _stable_selector(deployed)[SLOT_LABEL] == "blue"
+    assert json.loads(_ok(deployed.lastmile("outputs", STACK)))["active_slot"] == "blue"
+    no_op = deployed.lastmile("preview", STACK)
+    assert no_op.returncode == 0, no_op.stdout[-3000:]
+
+    _ok(deployed.lastmile("destroy", STACK))
+    assert _rendered(deployed) == []
+
+
+def test_bad_stack_config_is_refused_before_the_engine_with_lastmiles_message(make_checkout) -> None:
+    checkout = make_checkout("bad-config")
+    path = checkout.stack_file(STACK)
+    path.write_text(path.read_text().replace("    active_slot: green", "    active_slot: purple"))
+    result = checkout.lastmile("preview", STACK)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "lastmile:serving" in result.stderr and "purple" in result.stderr and "fix:" in result.stderr
+    assert not (checkout.root / ".pulumi-state").exists() or not list((checkout.root / ".pulumi-state").rglob("*.json"))
+
+
+def test_unknown_stack_is_refused_naming_the_stacks(make_checkout) -> None:
+    checkout = make_checkout("unknown-stack")
+    result = checkout.lastmile("up", "onprem-nowhere")
+    assert result.returncode == 2
+    assert "onprem-nowhere" in result.stderr and "onprem-local" in result.stderr and "Traceback" not in result.stderr
