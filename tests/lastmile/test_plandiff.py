@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lastmile import cli
 from lastmile import plandiff as pd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,10 +68,10 @@ def test_cli_on_saved_graphs_matches_render(release_change, tmp_path, capsys):
     base, head = release_change
     (tmp_path / "base").write_text(json.dumps(base))
     (tmp_path / "head").write_text(json.dumps(head))
-    assert pd.main(["--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head"),
+    assert cli.main(["plan", "--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head"),
                     "--out", str(tmp_path / "out.md")]) == 0
     assert (tmp_path / "out.md").read_text() == _render(base, head)
-    assert pd.main(["--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head")]) == 0
+    assert cli.main(["plan", "--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head")]) == 0
     assert capsys.readouterr().out == _render(base, head)
 
 
