@@ -13,7 +13,7 @@ The comment lists resources added / changed / replaced / removed with every chan
 (old -> new; secrets stay ``[secret]`` because the graphs never hold them), says which changes
 replace a resource and why (``REPLACE_RULES``, data), tells the rollout in words (SageMaker
 blue/green from the endpoint's ``deploymentConfig``; on-prem the Service selector's slot switch),
-and reports the findings of the policy rules (``policy/rules.py``, the same functions the CrossGuard
+and reports the findings of the policy rules (``policy/rules/``, the same functions the CrossGuard
 pack runs). Same inputs, byte-identical output: everything is sorted, nothing depends on time.
 Changes to secret values are invisible here (both sides are masked); ``pulumi preview`` shows them.
 """
@@ -516,7 +516,7 @@ def render(base: dict[str, Any] | None, head: dict[str, Any] | None, *, stack: s
 
     head_findings = evaluate(head) if head else []
     base_findings = set(evaluate(base)) if base else set()
-    out.append(f"#### Policy ({len(RULES)} rules, `policy/rules.py`)")
+    out.append(f"#### Policy ({len(RULES)} rules, `policy/rules/`)")
     out.append("")
     if not head_findings:
         out.append("- No findings.")

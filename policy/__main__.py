@@ -1,4 +1,4 @@
-"""The lastmile CrossGuard pack: every rule of ``policy/rules.py``, enforcement MANDATORY.
+"""The lastmile CrossGuard pack: every rule of ``policy/rules/``, enforcement MANDATORY.
 
     pulumi preview --policy-pack policy          # or policyPacks: policy in pulumi/actions
 

@@ -1,7 +1,7 @@
 """The aws topology on every committed aws-* stack: REFERENCE §3 on the synthesized graph.
 
 Each stack file is synthesized under the recording mocks (no cloud, no engine) and judged three
-ways: the policy rules (``policy/rules.py``, REFERENCE §3 as pure checks), explicit assertions of
+ways: the policy rules (``policy/rules/``, REFERENCE §3 as pure checks), explicit assertions of
 each applicable §3 item below, and two offline scanners — botocore's API contract
 (``lastmile.contract``: enums, ranges, patterns no provider checks) and parliament on every IAM/KMS/S3
 policy document. Bad config must fail with a ConfigError naming the field and register nothing.

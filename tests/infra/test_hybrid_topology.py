@@ -1,7 +1,7 @@
 """The hybrid topology on every committed hybrid-* stack: REFERENCE §3 on the synthesized graph.
 
 Each stack file is synthesized under the recording mocks (no cloud, no engine) and judged four ways:
-the policy rules (``policy/rules.py``, zero findings), explicit assertions of every applicable §3 item
+the policy rules (``policy/rules/``, zero findings), explicit assertions of every applicable §3 item
 (the VPN, network and state-safety items one by one), botocore's API contract (``lastmile.contract`` for
 SageMaker, autoscaling and alarms; the network component tests' CreateVpnConnection/... translators and
 documented-value walker for the VPN and VPC requests, enums included) and parliament on the IAM/KMS/S3

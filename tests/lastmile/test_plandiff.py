@@ -163,7 +163,7 @@ def test_affected_stacks():
     stacks = ["aws-dev", "aws-prod", "onprem-prod"]
     assert pd.affected_stacks(["stacks/Pulumi.aws-prod.yaml", "README.md"], stacks) == ["aws-prod"]
     assert pd.affected_stacks(["components/aws/endpoint.py"], stacks) == stacks
-    assert pd.affected_stacks(["policy/rules.py"], stacks) == stacks
+    assert pd.affected_stacks(["policy/rules/kubernetes.py"], stacks) == stacks
     assert pd.affected_stacks(["docs/x.md", "stacks/Pulumi.gone.yaml"], stacks) == []
 
 

@@ -105,7 +105,7 @@ def test_static_routing_composes_too(mock_run):
 
 
 def test_network_graph_meets_every_policy_rule(graph: Graph):
-    """The repository's policy rules (policy/rules.py, REFERENCE §3 as checks) find nothing to fault."""
+    """The repository's policy rules (policy/rules/, REFERENCE §3 as checks) find nothing to fault."""
     from policy.rules import evaluate
 
     document = {**graph.to_json(), "environment": "prod"}
