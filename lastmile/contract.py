@@ -1,7 +1,7 @@
 """Contract check: the AWS API requests the provider would send for what the program registers.
 
 Pulumi's mocks accept any value, and no provider validates enums, ranges or name patterns before
-``pulumi up`` reaches AWS (REFERENCE.md §4). This module turns each registered resource (a
+``pulumi up`` reaches AWS (docs/design-notes.md §Offline verification). This module turns each registered resource (a
 :class:`lastmile.synthesis.Node`, inputs in pulumi-aws camelCase) into the botocore request(s) the
 provider sends, and validates them against botocore's service model (:mod:`lastmile.contract_shapes`):
 

@@ -70,7 +70,7 @@ TAGS = ("tags", "tagsAll")
 
 
 REPLACE_RULES: tuple[ReplaceRule, ...] = (
-    ReplaceRule(SM_CONFIG, "*", "every EndpointConfiguration attribute forces a new config (REFERENCE §2)", TAGS),
+    ReplaceRule(SM_CONFIG, "*", "every EndpointConfiguration attribute forces a new config (docs/design-notes.md §Provider facts)", TAGS),
     ReplaceRule(SM_MODEL, "*", "every SageMaker Model attribute but its tags forces a new model", TAGS),
     ReplaceRule(SM_ENDPOINT, "name", "an endpoint's name is its identity"),
     ReplaceRule("kubernetes:apps/v1:Deployment", "spec.selector", "a Deployment's selector is immutable"),
@@ -441,13 +441,13 @@ def rollout_lines(base: dict[str, Any] | None, head: dict[str, Any] | None) -> l
 
 
 def _retirement_lines(changes: list[Change]) -> list[str]:
-    """When the old SageMaker config and model go: only after the endpoint moved (REFERENCE §1 #2)."""
+    """When the old SageMaker config and model go: only after the endpoint moved (docs/design-notes.md §Failure modes #2)."""
     retired = [c for c in changes if c.type in (SM_CONFIG, SM_MODEL) and c.kind in ("replace", "remove")]
     early = [c.name for c in retired if c.kind == "replace" and c.delete_first]
     lines = []
     if early:
         lines.append(f"**warning**: {', '.join(f'`{n}`' for n in early)} is deleted *before* its replacement exists "
-                     "(delete_before_replace): the endpoint can lose its running config mid-rollout (REFERENCE §1 #2).")
+                     "(delete_before_replace): the endpoint can lose its running config mid-rollout (docs/design-notes.md §Failure modes #2).")
     late = [c.name for c in retired if c.name not in early]
     if late:
         lines.append(f"The old {', '.join(f'`{n}`' for n in late)} are deleted last, after the endpoint update has "

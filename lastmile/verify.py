@@ -1,7 +1,7 @@
 """Post-deploy verification: does the SageMaker endpoint really run what the stack deployed?
 
 ``pulumi up`` can report success while SageMaker rolls the endpoint back (blue/green
-auto-rollback, a failed update; REFERENCE.md §1 complaint #3). After every deployment run::
+auto-rollback, a failed update; docs/design-notes.md §Failure modes #3). After every deployment run::
 
     lastmile verify --stack aws-prod [--wait-seconds 1800] [--json]
     lastmile verify --outputs-file outputs.json --endpoint-url http://127.0.0.1:5000

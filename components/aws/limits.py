@@ -1,4 +1,4 @@
-"""AWS enumerations and limits that no provider checks before the API call (REFERENCE §4).
+"""AWS enumerations and limits that no provider checks before the API call (docs/design-notes.md §Offline verification).
 
 pulumi-aws passes these values through; a wrong one fails only at deploy time. Components and the
 stack-config rules both validate against these constants, so there is one list of each.

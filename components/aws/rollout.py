@@ -12,7 +12,7 @@ rules (botocore's sagemaker model and the deployment-guardrails guide) before an
 - 1-10 auto-rollback alarms: every deployment rolls back when one of them fires.
 
 ``timeout_seconds`` sizes Pulumi's create/update timeouts of the endpoint from the same value, so a
-long canary is never cut off by the tool (REFERENCE §1 #6).
+long canary is never cut off by the tool (docs/design-notes.md §Failure modes #6).
 """
 
 from __future__ import annotations

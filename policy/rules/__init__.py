@@ -1,4 +1,4 @@
-"""lastmile policy rules: REFERENCE.md §3 as small pure checks over a resource graph.
+"""lastmile policy rules: the security checklist (docs/security-checklist.md) as small pure checks over a resource graph.
 
 Each rule is a plain function of one resource and the whole graph, in the shape of the offline
 synthesis (``lastmile.synthesis.Graph.to_json()``)::

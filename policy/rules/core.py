@@ -38,7 +38,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Rule:
-    """A REFERENCE §3 requirement checked on every resource of ``types``."""
+    """A requirement of docs/security-checklist.md checked on every resource of ``types``."""
 
     id: str
     anchor: str

@@ -104,13 +104,13 @@ def iam_no_full_access(r: Resource, g: GraphDict) -> Iterable[str]:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("iam-sagemaker-trust", "Security Hub IAM.21; REFERENCE §3 IAM",
+    Rule("iam-sagemaker-trust", "Security Hub IAM.21; docs/security-checklist.md §IAM",
          "execution role trusted only by sagemaker.amazonaws.com with aws:SourceAccount", (IAM_ROLE,), iam_trust),
     Rule("iam-no-wildcard-action", "Security Hub IAM.1/IAM.21", "no * action", (IAM_ROLE, *IAM_IDENTITY_POLICIES),
          iam_no_wildcard_action),
-    Rule("iam-no-wildcard-resource", "Security Hub IAM.21; REFERENCE §3 IAM",
+    Rule("iam-no-wildcard-resource", "Security Hub IAM.21; docs/security-checklist.md §IAM",
          "no * resource where one can be named; kms:Decrypt and iam:PassRole scoped to ARNs",
          (IAM_ROLE, *IAM_IDENTITY_POLICIES), iam_no_wildcard_resource),
-    Rule("iam-no-full-access-policy", "Security Hub IAM.1; REFERENCE §1", "never AmazonSageMakerFullAccess",
+    Rule("iam-no-full-access-policy", "Security Hub IAM.1; docs/security-checklist.md §IAM", "never AmazonSageMakerFullAccess",
          (IAM_ROLE, *IAM_ATTACHMENTS), iam_no_full_access),
 )

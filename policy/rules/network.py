@@ -108,14 +108,14 @@ def vpc_sagemaker_runtime_endpoint(r: Resource, g: GraphDict) -> Iterable[str]:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("vpn-tunnel-crypto", "REFERENCE §3 VPN", "both tunnels IKEv2 only, AES256 / SHA2 / DH >= 14",
+    Rule("vpn-tunnel-crypto", "docs/security-checklist.md §VPN", "both tunnels IKEv2 only, AES256 / SHA2 / DH >= 14",
          (VPN_CONNECTION,), vpn_tunnel_crypto),
-    Rule("vpn-tunnel-logging", "REFERENCE §3 VPN", "tunnel logging on", (VPN_CONNECTION,), vpn_tunnel_logging),
+    Rule("vpn-tunnel-logging", "docs/security-checklist.md §VPN", "tunnel logging on", (VPN_CONNECTION,), vpn_tunnel_logging),
     Rule("vpn-tunnel-state-alarms", "Security Hub EC2.20", "a TunnelState alarm per tunnel", (VPN_CONNECTION,),
          vpn_tunnel_alarms),
-    Rule("no-open-ingress", "REFERENCE §3 Network", "no 0.0.0.0/0 ingress",
+    Rule("no-open-ingress", "docs/security-checklist.md §Network", "no 0.0.0.0/0 ingress",
          (*SECURITY_GROUPS, SG_RULE, SG_INGRESS_RULE, K8S_NETWORK_POLICY), no_open_ingress),
     Rule("vpc-flow-logs", "Security Hub EC2.6", "VPC flow logs", (VPC,), vpc_flow_logs),
-    Rule("vpc-sagemaker-runtime-endpoint", "REFERENCE §3 Network", "private sagemaker.runtime endpoint", (VPC,),
+    Rule("vpc-sagemaker-runtime-endpoint", "docs/security-checklist.md §Network", "private sagemaker.runtime endpoint", (VPC,),
          vpc_sagemaker_runtime_endpoint),
 )

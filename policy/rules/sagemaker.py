@@ -113,10 +113,10 @@ RULES: tuple[Rule, ...] = (
          sagemaker_config_kms),
     Rule("sagemaker-prod-instance-count", "Security Hub SageMaker.4", "every production variant >= 2 instances in prod",
          (SM_CONFIG,), sagemaker_prod_instances, PROD),
-    Rule("sagemaker-progressive-rollout", "REFERENCE §3 Availability", "blue/green CANARY or LINEAR with auto-rollback",
+    Rule("sagemaker-progressive-rollout", "docs/security-checklist.md §Availability", "blue/green CANARY or LINEAR with auto-rollback",
          (SM_ENDPOINT,), sagemaker_progressive_rollout, PROD),
-    Rule("sagemaker-rollback-alarms-declared", "REFERENCE §3 Availability",
+    Rule("sagemaker-rollback-alarms-declared", "docs/security-checklist.md §Availability",
          "auto-rollback alarms declared in the same stack", (SM_ENDPOINT,), sagemaker_rollback_alarms_declared),
-    Rule("autoscaling-min-capacity", "REFERENCE §3 Availability; Security Hub SageMaker.4", "autoscaling min >= 2",
+    Rule("autoscaling-min-capacity", "docs/security-checklist.md §Availability; Security Hub SageMaker.4", "autoscaling min >= 2",
          (SCALING_TARGET,), autoscaling_min_capacity, PROD),
 )

@@ -51,9 +51,9 @@ def secrets_masked(r: Resource, g: GraphDict) -> Iterable[str]:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("prod-stateful-protected", "REFERENCE §3 State safety",
+    Rule("prod-stateful-protected", "docs/security-checklist.md §State safety",
          "protect (and retain on delete) on keys, buckets, log groups and the VPN connection in prod", STATEFUL_TYPES,
          prod_stateful_protected, PROD),
-    Rule("secrets-masked", "REFERENCE §3 Secrets", "pre-shared keys and Secret data only as secrets",
+    Rule("secrets-masked", "docs/security-checklist.md §Secrets", "pre-shared keys and Secret data only as secrets",
          (VPN_CONNECTION, K8S_SECRET), secrets_masked, needs_secret_markers=True),
 )

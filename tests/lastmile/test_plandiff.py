@@ -52,7 +52,7 @@ def test_new_model_version_with_canary_rollout(release_change):
             "2 × ml.m5.large runs during the rollout (until the bake ends); SageMaker stops and rolls back after 60 min."
             ) in text
     assert "| `productionVariants[0].modelName` | `prod-model-0792f285` | `prod-model-325e91eb` |" in text
-    assert "(every EndpointConfiguration attribute forces a new config (REFERENCE §2))" in text
+    assert "(every EndpointConfiguration attribute forces a new config (docs/design-notes.md §Provider facts))" in text
     assert "deleted last, after the endpoint update has finished" in text
     assert "- No findings." in text
 

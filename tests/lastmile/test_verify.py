@@ -1,7 +1,7 @@
 """lastmile.verify against a real local SageMaker API (moto's server on 127.0.0.1) and as pure checks.
 
 moto implements create/describe of models, endpoint configs and endpoints but not UpdateEndpoint
-(REFERENCE.md §4): a stack that deployed config B while the endpoint still runs config A is, from
+(docs/design-notes.md §Offline verification): a stack that deployed config B while the endpoint still runs config A is, from
 the verifier's side, exactly a silent rollback. Statuses and failure reasons moto never produces
 are set on its in-process backend (the threaded server shares it).
 """
