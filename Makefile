@@ -11,7 +11,7 @@ up: setup
 	tools/up.sh
 
 synth: setup
-	.venv/bin/python -m lastmile.cli synth --all
+	.venv/bin/lastmile synth --all
 
 bench: setup
 	.venv/bin/python tools/bench_synth.py

@@ -1,4 +1,4 @@
-"""`python -m lastmile ...` is the `lastmile` command."""
+"""`python -m lastmile` is `lastmile`."""
 
 import sys
 

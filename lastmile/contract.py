@@ -1,7 +1,7 @@
 """Contract check: the AWS API requests the provider would send for what the program registers.
 
 Pulumi's mocks accept any value, and no provider validates enums, ranges or name patterns before
-``pulumi up`` reaches AWS (REFERENCE.md §4). This module turns each registered resource (a
+``pulumi up`` reaches AWS (docs/design-notes.md §Offline verification). This module turns each registered resource (a
 :class:`lastmile.synthesis.Node`, inputs in pulumi-aws camelCase) into the botocore request(s) the
 provider sends, and validates them against botocore's service model (:mod:`lastmile.contract_shapes`):
 
@@ -41,22 +41,20 @@ Field names are matched to the API's members case-insensitively, guided by the o
 
 An input with no counterpart is a ``mapping`` violation, never silently dropped. Masked secrets are
 not pattern-checked: such checks are listed as skipped. The recording mocks give every resource an
-ARN of the shape AWS gives it, so ARNs are pattern-checked like any other value. ``python -m lastmile.contract --stack aws-dev`` runs the check on a stack file.
+ARN of the shape AWS gives it, so ARNs are pattern-checked like any other value. ``lastmile contract --stack aws-dev`` runs the check on a stack file.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.model import Shape
 
 from lastmile.contract_shapes import Result, Rule, Skipped, Violation, operation_model, validate_params, validate_request
-from lastmile.synthesis import SECRET_MASK, Graph, Node, physical_name, synthesize
+from lastmile.synthesis import SECRET_MASK, Graph, Node, physical_name
 
 __all__ = ["Report", "Request", "check_graph", "check_node", "requests_for", "validate_request", "COVERED_TYPES"]
 
@@ -339,31 +337,3 @@ def check_graph(graph: Graph) -> Report:
         violations += report.violations
         skipped += report.skipped
     return Report(tuple(requests), tuple(violations), tuple(skipped))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lastmile.contract", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
-    parser.add_argument("--json", action="store_true", help="machine-readable report")
-    parser.add_argument("--requests", action="store_true", help="also print the translated API requests")
-    args = parser.parse_args(argv)
-    try:
-        report = check_graph(synthesize(args.stack))
-    except Exception as exc:  # a stack that does not synthesize is a finding of its own
-        print(f"contract: cannot synthesize stack {args.stack}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        document = report.to_json()
-        if args.requests:
-            document["request_params"] = [r.to_json() for r in report.requests]
-        print(json.dumps(document, indent=2, sort_keys=True))
-    else:
-        if args.requests:
-            for request in report.requests:
-                print(json.dumps(request.to_json(), sort_keys=True))
-        print(report.text(), end="")
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lastmile.common import REPO_ROOT, STACKS_DIR, Refused
 from lastmile.exitcodes import ExitCode
-from lastmile.synthesis import REPO_ROOT, STACKS_DIR, list_stacks
 
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
 LOCAL_PASSPHRASE = "lastmile-local-only"  # public on purpose: local stacks only, see the module doc
@@ -44,10 +44,6 @@ BOOTSTRAP_TIMEOUT_SECONDS = 60 * 60  # a cold build is ~20 min on 2 cores; a war
 
 class EngineUnavailable(RuntimeError):
     """The Pulumi CLI or the Kubernetes plugin cannot be had on this machine (message says why)."""
-
-
-class Refused(ValueError):
-    """The command's input is refused before the engine starts (message names the problem and the fix)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +107,7 @@ def validate_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> Any:
     """Refuse an unknown stack or a stack file whose config the program would refuse, before the engine."""
     from infra.settings.loader import SECRET_KEYS, ConfigError, parse_settings
     from infra.settings.common import NAMESPACE
-    from lastmile.synthesis import read_stack_file
+    from lastmile.synthesis import list_stacks, read_stack_file
 
     stacks = list_stacks(stacks_dir)
     if stack not in stacks:

@@ -1,9 +1,9 @@
 """Plan diff: what a change does to a stack, as Markdown for a pull-request comment. Offline.
 
-    python -m lastmile.plandiff --stack aws-prod --base origin/main                 # base rev vs the work tree
-    python -m lastmile.plandiff --stack aws-prod --base origin/main --head HEAD
-    python -m lastmile.plandiff --base-graph base.json --head-graph head.json       # two saved graphs
-    python -m lastmile.plandiff affected --base origin/main --head HEAD             # stacks a change touches (JSON)
+    lastmile plan --stack aws-prod --base origin/main                 # base rev vs the work tree
+    lastmile plan --stack aws-prod --base origin/main --head HEAD
+    lastmile plan --base-graph base.json --head-graph head.json       # two saved graphs
+    lastmile plan affected --base origin/main --head HEAD             # stacks a change touches (JSON)
 
 A revision is synthesized with the program of THAT revision: ``git archive <rev>`` is unpacked
 into a temporary directory (removed afterwards) and ``lastmile.synthesis.synthesize`` runs there in a
@@ -13,7 +13,7 @@ The comment lists resources added / changed / replaced / removed with every chan
 (old -> new; secrets stay ``[secret]`` because the graphs never hold them), says which changes
 replace a resource and why (``REPLACE_RULES``, data), tells the rollout in words (SageMaker
 blue/green from the endpoint's ``deploymentConfig``; on-prem the Service selector's slot switch),
-and reports the findings of the policy rules (``policy/rules.py``, the same functions the CrossGuard
+and reports the findings of the policy rules (``policy/rules/``, the same functions the CrossGuard
 pack runs). Same inputs, byte-identical output: everything is sorted, nothing depends on time.
 Changes to secret values are invisible here (both sides are masked); ``pulumi preview`` shows them.
 """
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lastmile.common import REPO_ROOT
 from policy.rules import METRIC_ALARM, RULES, SM_CONFIG, SM_ENDPOINT, SM_MODEL, environment_of, evaluate
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKTREE = "worktree"
 MAX_COMMENT_CHARS = 60000  # GitHub refuses comments over 65536 characters
 MAX_VALUE_CHARS = 90
@@ -70,7 +70,7 @@ TAGS = ("tags", "tagsAll")
 
 
 REPLACE_RULES: tuple[ReplaceRule, ...] = (
-    ReplaceRule(SM_CONFIG, "*", "every EndpointConfiguration attribute forces a new config (REFERENCE §2)", TAGS),
+    ReplaceRule(SM_CONFIG, "*", "every EndpointConfiguration attribute forces a new config (docs/design-notes.md §Provider facts)", TAGS),
     ReplaceRule(SM_MODEL, "*", "every SageMaker Model attribute but its tags forces a new model", TAGS),
     ReplaceRule(SM_ENDPOINT, "name", "an endpoint's name is its identity"),
     ReplaceRule("kubernetes:apps/v1:Deployment", "spec.selector", "a Deployment's selector is immutable"),
@@ -441,17 +441,17 @@ def rollout_lines(base: dict[str, Any] | None, head: dict[str, Any] | None) -> l
 
 
 def _retirement_lines(changes: list[Change]) -> list[str]:
-    """When the old SageMaker config and model go: only after the endpoint moved (REFERENCE §1 #2)."""
+    """When the old SageMaker config and model go: only after the endpoint moved (docs/design-notes.md §Failure modes #2)."""
     retired = [c for c in changes if c.type in (SM_CONFIG, SM_MODEL) and c.kind in ("replace", "remove")]
     early = [c.name for c in retired if c.kind == "replace" and c.delete_first]
     lines = []
     if early:
         lines.append(f"**warning**: {', '.join(f'`{n}`' for n in early)} is deleted *before* its replacement exists "
-                     "(delete_before_replace): the endpoint can lose its running config mid-rollout (REFERENCE §1 #2).")
+                     "(delete_before_replace): the endpoint can lose its running config mid-rollout (docs/design-notes.md §Failure modes #2).")
     late = [c.name for c in retired if c.name not in early]
     if late:
         lines.append(f"The old {', '.join(f'`{n}`' for n in late)} are deleted last, after the endpoint update has "
-                     "finished (a failed update keeps them); `python -m lastmile.verify` afterwards catches a rollback "
+                     "finished (a failed update keeps them); `lastmile verify` afterwards catches a rollback "
                      "SageMaker performed while the update reported success.")
     return lines
 
@@ -516,7 +516,7 @@ def render(base: dict[str, Any] | None, head: dict[str, Any] | None, *, stack: s
 
     head_findings = evaluate(head) if head else []
     base_findings = set(evaluate(base)) if base else set()
-    out.append(f"#### Policy ({len(RULES)} rules, `policy/rules.py`)")
+    out.append(f"#### Policy ({len(RULES)} rules, `policy/rules/`)")
     out.append("")
     if not head_findings:
         out.append("- No findings.")
@@ -541,7 +541,7 @@ def render(base: dict[str, Any] | None, head: dict[str, Any] | None, *, stack: s
     text = "\n".join(out).rstrip("\n") + "\n"
     if len(text) > MAX_COMMENT_CHARS:
         cut = text[:MAX_COMMENT_CHARS].rsplit("\n", 1)[0]
-        text = cut + f"\n\n… truncated at {MAX_COMMENT_CHARS} characters; run `python -m lastmile.plandiff` locally for the rest.\n"
+        text = cut + f"\n\n… truncated at {MAX_COMMENT_CHARS} characters; run `lastmile plan` locally for the rest.\n"
     return text
 
 
@@ -560,11 +560,7 @@ def _load_graph(path: str) -> dict[str, Any] | None:
     return json.loads(text) if text.strip() not in ("", "null") else None
 
 
-def _affected(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lastmile.plandiff affected")
-    parser.add_argument("--base", required=True)
-    parser.add_argument("--head", default="HEAD")
-    args = parser.parse_args(argv)
+def _affected(args: argparse.Namespace) -> int:
     from lastmile.synthesis import list_stacks
 
     changed = _git("diff", "--name-only", f"{args.base}...{args.head}").split()
@@ -572,19 +568,7 @@ def _affected(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "affected":
-        return _affected(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m lastmile.plandiff", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", help="stack to synthesize at --base and --head, e.g. aws-prod")
-    parser.add_argument("--base", help="git revision of the base, e.g. origin/main")
-    parser.add_argument("--head", default=WORKTREE, help="git revision of the head, or 'worktree' (default)")
-    parser.add_argument("--base-graph", help="saved graph JSON (python -m lastmile.cli synth) instead of --base")
-    parser.add_argument("--head-graph", help="saved graph JSON instead of --head")
-    parser.add_argument("--out", help="write the Markdown here instead of stdout")
-    args = parser.parse_args(argv)
+def _plan(args: argparse.Namespace) -> int:
     try:
         if args.base_graph and args.head_graph:
             base, head = _load_graph(args.base_graph), _load_graph(args.head_graph)
@@ -595,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             base, head = graph_at(args.base, stack), graph_at(args.head, stack)
             base_label, head_label = _label(args.base), _label(args.head)
         else:
-            parser.error("pass --stack with --base [--head], or --base-graph with --head-graph")
+            args.parser.error("pass --stack with --base [--head], or --base-graph with --head-graph")
         if base is None and head is None:
             raise PlanDiffError(f"stack {stack} exists at neither revision")
     except (PlanDiffError, OSError, json.JSONDecodeError) as error:
@@ -610,5 +594,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def register(commands: argparse._SubParsersAction) -> None:
+    plan = commands.add_parser("plan", help="what a change does to a stack, as Markdown (offline plan diff)",
+                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan.add_argument("--stack", help="stack to synthesize at --base and --head, e.g. aws-prod")
+    plan.add_argument("--base", help="git revision of the base, e.g. origin/main")
+    plan.add_argument("--head", default=WORKTREE, help="git revision of the head, or 'worktree' (default)")
+    plan.add_argument("--base-graph", help="saved graph JSON (lastmile synth) instead of --base")
+    plan.add_argument("--head-graph", help="saved graph JSON instead of --head")
+    plan.add_argument("--out", help="write the Markdown here instead of stdout")
+    plan.set_defaults(func=_plan, parser=plan)
+    verbs = plan.add_subparsers(dest="plan_verb", metavar="VERB")
+    affected = verbs.add_parser("affected", help="the stacks a change between two revisions touches (JSON list)",
+                                description="Print, as a JSON list, the stacks a change between two git revisions "
+                                "can affect (a change to shared code affects every stack).")
+    affected.add_argument("--base", required=True, help="git revision of the base, e.g. origin/main")
+    affected.add_argument("--head", default="HEAD", help="git revision of the head (default HEAD)")
+    affected.set_defaults(func=_affected)

@@ -1,11 +1,11 @@
 """Promotion: move a verified model release to the next environment of a topology.
 
-    python -m lastmile.promote --topology aws --from staging --to prod            # into prod's idle slot
-    python -m lastmile.promote --topology aws --from dev --to prod --force --reason "hotfix INC-42: ..."
-    python -m lastmile.promote record-verification --stack aws-staging --endpoint-config-name cfg-1a2b --verifier lastmile.verify
-    python -m lastmile.promote check-log [--against origin/main]                  # the records are append-only
-    python -m lastmile.promote import-verifications build/evidence/*/verifications.jsonl   # CI evidence
-    python -m lastmile.promote status --topology aws                              # what each stack serves, verified or not
+    lastmile promote --topology aws --from staging --to prod            # into prod's idle slot
+    lastmile promote --topology aws --from dev --to prod --force --reason "hotfix INC-42: ..."
+    lastmile promote record-verification --stack aws-staging --endpoint-config-name cfg-1a2b --verifier lastmile.verify
+    lastmile promote check-log [--against origin/main]                  # the records are append-only
+    lastmile promote import-verifications build/evidence/*/verifications.jsonl   # CI evidence
+    lastmile promote status --topology aws                              # what each stack serves, verified or not
 
 What moves. Exactly the release of one slot: ``model, version, sha256, image`` (``RELEASE_FIELDS``).
 No rollout field moves (``RELEASE_ROLLOUT_FIELDS`` is empty on purpose): strategy, step, waits, bake
@@ -26,7 +26,7 @@ instead (a one-step rollout, e.g. for dev); ``--into blue|green`` names the slot
 Evidence. A release may leave an environment only when that environment verified it: the newest
 line of ``promotions/verifications.jsonl`` for (source stack, model, version, sha256, image) has
 ``outcome: verified``. Lines are written by ``record_verification`` (called by the post-deploy
-``python -m lastmile.verify`` after it checked that SageMaker runs the expected endpoint config, or by
+``lastmile verify`` after it checked that SageMaker runs the expected endpoint config, or by
 an on-prem smoke/readiness check with the Kubernetes revision it saw; CI and people use the
 ``record-verification`` command). A later ``failed`` line for the same release revokes the
 evidence. Evidence cannot be forced: fix the deployment and verify again.
@@ -61,8 +61,8 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STACKS_DIR = REPO_ROOT / "stacks"
+from lastmile.common import REPO_ROOT, STACKS_DIR
+
 RECORDS_DIR = REPO_ROOT / "promotions"
 VERIFICATIONS = "verifications.jsonl"
 PROMOTION_LOG = "log.jsonl"
@@ -328,7 +328,7 @@ def _target_image(topology: str, release: Release, source_doc: Any, target_doc: 
 def _check_command(topology: str, stack: str) -> str:
     if topology == "onprem":
         return "the readiness check of the active slot (kubectl wait --for=condition=Available)"
-    return f"`python -m lastmile.verify --stack {stack}`"
+    return f"`lastmile verify --stack {stack}`"
 
 
 def _deployment_flag(topology: str) -> str:
@@ -408,8 +408,8 @@ def promote(
                if failed else f"no verification of it in {source} is recorded in promotions/{VERIFICATIONS}")
         raise PromotionError(f"{release.label()} has no evidence of a good deployment in {source}", why,
                              f"deploy it to {source} and verify it: the deploy workflow does both and records the "
-                             f"result; by hand, after {_check_command(topology, source)} passed, run `python -m "
-                             f"lastmile.promote record-verification --stack {source} {_deployment_flag(topology)} "
+                             f"result; by hand, after {_check_command(topology, source)} passed, run `lastmile "
+                             f"promote record-verification --stack {source} {_deployment_flag(topology)} "
                              "--verifier <who checked>`; then promote again")
 
     to_slot = _resolve_slot(target_serving, into)
@@ -490,23 +490,11 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _cmd_promote(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lastmile.promote", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topology", required=True, help="aws | onprem | hybrid")
-    parser.add_argument("--from", dest="source", required=True, help="source environment, e.g. staging")
-    parser.add_argument("--to", dest="target", required=True, help="target environment, e.g. prod")
-    parser.add_argument("--slot", default="active", help="source slot: active (default), idle, blue or green")
-    parser.add_argument("--into", default="idle", help="target slot: idle (default), active, blue or green")
-    parser.add_argument("--force", action="store_true", help="allow skipping an environment (needs --reason)")
-    parser.add_argument("--reason", help="why the skip is needed; recorded in promotions/log.jsonl")
-    parser.add_argument("--actor", default=os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown")
-    parser.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
-    parser.add_argument("--now", help=argparse.SUPPRESS)
-    parser.add_argument("--git-commit", help=argparse.SUPPRESS)
-    parser.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
-    parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def _cmd_promote(args: argparse.Namespace) -> int:
+    missing = [flag for flag, value in (("--topology", args.topology), ("--from", args.source), ("--to", args.target))
+               if value is None]
+    if missing:
+        args.parser.error(f"the following arguments are required: {', '.join(missing)} (or name a verb)")
     try:
         result = promote(args.topology, args.source, args.target, source_slot=args.slot, into=args.into,
                          force=args.force, reason=args.reason, actor=args.actor, now=_parse_time(args.now),
@@ -526,22 +514,7 @@ def _cmd_promote(argv: list[str]) -> int:
     return 0
 
 
-def _cmd_record(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lastmile.promote record-verification",
-                                     description="Record a post-deploy verification as promotion evidence.")
-    parser.add_argument("--stack", required=True)
-    parser.add_argument("--slot", default="active", help="the slot whose release was verified (default active)")
-    deployment = parser.add_mutually_exclusive_group(required=True)
-    deployment.add_argument("--endpoint-config-name", help="SageMaker: the endpoint config the endpoint really runs")
-    deployment.add_argument("--k8s-revision", help="Kubernetes: the Deployment revision / pod-template hash smoke-tested")
-    parser.add_argument("--verifier", required=True, help="what checked it, e.g. lastmile.verify or onprem-smoke")
-    parser.add_argument("--outcome", choices=OUTCOMES, default="verified")
-    parser.add_argument("--detail", help="e.g. the failure reason SageMaker reported")
-    parser.add_argument("--git-commit", help="the commit that was deployed (default: HEAD)")
-    parser.add_argument("--verified-at", help="ISO time, UTC (default: now)")
-    parser.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
-    parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def _cmd_record(args: argparse.Namespace) -> int:
     try:
         document, _ = _load(stack_file(Path(args.stacks_dir), args.stack))
         serving = _serving(document, args.stack)
@@ -579,22 +552,13 @@ def import_records(sources: list[Path], target: Path) -> int:
     return len(records)
 
 
-def _cmd_import(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lastmile.promote import-verifications",
-                                     description="Append verification records written elsewhere (CI jobs) to the evidence.")
-    parser.add_argument("files", nargs="*", type=Path)
-    parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def _cmd_import(args: argparse.Namespace) -> int:
     count = import_records(args.files, Path(args.records_dir) / VERIFICATIONS)
     print(f"appended {count} verification record(s) to promotions/{VERIFICATIONS}")
     return 0
 
 
-def _cmd_check(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lastmile.promote check-log")
-    parser.add_argument("--against", help="git revision whose records must be a prefix of today's (e.g. the PR base)")
-    parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def _cmd_check(args: argparse.Namespace) -> int:
     records = Path(args.records_dir)
     problems = check_chain(records / VERIFICATIONS) + check_chain(records / PROMOTION_LOG)
     if args.against:
@@ -606,12 +570,7 @@ def _cmd_check(argv: list[str]) -> int:
     return 1 if problems else 0
 
 
-def _cmd_status(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lastmile.promote status")
-    parser.add_argument("--topology", required=True)
-    parser.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
-    parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def _cmd_status(args: argparse.Namespace) -> int:
     try:
         lines = status(args.topology, Path(args.stacks_dir), Path(args.records_dir))
     except PromotionError as error:
@@ -621,16 +580,60 @@ def _cmd_status(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"record-verification": _cmd_record, "import-verifications": _cmd_import, "check-log": _cmd_check,
-            "status": _cmd_status}
+def _dirs(parser: argparse.ArgumentParser, *, stacks: bool = True) -> None:
+    if stacks:
+        parser.add_argument("--stacks-dir", default=str(STACKS_DIR), help=argparse.SUPPRESS)
+    parser.add_argument("--records-dir", default=str(RECORDS_DIR), help=argparse.SUPPRESS)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in COMMANDS:
-        return COMMANDS[argv[0]](argv[1:])
-    return _cmd_promote(argv)
+def register(commands: argparse._SubParsersAction) -> None:
+    promote = commands.add_parser("promote", help="move a verified release to the next environment (and its verbs)",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    promote.add_argument("--topology", help="aws | onprem | hybrid")
+    promote.add_argument("--from", dest="source", help="source environment, e.g. staging")
+    promote.add_argument("--to", dest="target", help="target environment, e.g. prod")
+    promote.add_argument("--slot", default="active", help="source slot: active (default), idle, blue or green")
+    promote.add_argument("--into", default="idle", help="target slot: idle (default), active, blue or green")
+    promote.add_argument("--force", action="store_true", help="allow skipping an environment (needs --reason)")
+    promote.add_argument("--reason", help="why the skip is needed; recorded in promotions/log.jsonl")
+    promote.add_argument("--actor", default=os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown",
+                         help="who promotes (default $GITHUB_ACTOR or $USER)")
+    promote.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
+    promote.add_argument("--now", help=argparse.SUPPRESS)
+    promote.add_argument("--git-commit", help=argparse.SUPPRESS)
+    _dirs(promote)
+    promote.set_defaults(func=_cmd_promote, parser=promote)
+    verbs = promote.add_subparsers(dest="promote_verb", metavar="VERB")
 
+    record = verbs.add_parser("record-verification", help="record a post-deploy verification as promotion evidence",
+                              description="Record a post-deploy verification as promotion evidence.")
+    record.add_argument("--stack", required=True, help="the stack that was verified, e.g. aws-staging")
+    record.add_argument("--slot", default="active", help="the slot whose release was verified (default active)")
+    deployment = record.add_mutually_exclusive_group(required=True)
+    deployment.add_argument("--endpoint-config-name", help="SageMaker: the endpoint config the endpoint really runs")
+    deployment.add_argument("--k8s-revision", help="Kubernetes: the Deployment revision / pod-template hash smoke-tested")
+    record.add_argument("--verifier", required=True, help="what checked it, e.g. lastmile.verify or onprem-smoke")
+    record.add_argument("--outcome", choices=OUTCOMES, default="verified")
+    record.add_argument("--detail", help="e.g. the failure reason SageMaker reported")
+    record.add_argument("--git-commit", help="the commit that was deployed (default: HEAD)")
+    record.add_argument("--verified-at", help="ISO time, UTC (default: now)")
+    _dirs(record)
+    record.set_defaults(func=_cmd_record)
 
-if __name__ == "__main__":
-    sys.exit(main())
+    imported = verbs.add_parser("import-verifications", help="append verification records written by CI jobs",
+                                description="Append verification records written elsewhere (CI jobs) to the evidence.")
+    imported.add_argument("files", nargs="*", type=Path, metavar="FILE", help="verifications.jsonl files")
+    _dirs(imported, stacks=False)
+    imported.set_defaults(func=_cmd_import)
+
+    check = verbs.add_parser("check-log", help="check that the promotion records are intact and append-only",
+                             description="Check the sha256 chain of both promotion record files.")
+    check.add_argument("--against", help="git revision whose records must be a prefix of today's (e.g. the PR base)")
+    _dirs(check, stacks=False)
+    check.set_defaults(func=_cmd_check)
+
+    status_ = verbs.add_parser("status", help="what each stack of a topology serves, verified or not",
+                               description="What each stack of a topology serves, and whether it was verified.")
+    status_.add_argument("--topology", required=True, help="aws | onprem | hybrid")
+    _dirs(status_)
+    status_.set_defaults(func=_cmd_status)

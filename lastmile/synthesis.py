@@ -4,7 +4,7 @@ No credentials, no engine, no network. The result is a deterministic resource gr
 (type, logical name, parent, options, inputs with secrets masked) that tests assert on
 and that pull-request diffs are built from.
 
-The recording monitor also closes the mock blind spots listed in REFERENCE.md §4:
+The recording monitor also closes the mock blind spots listed in docs/design-notes.md §Offline verification:
 - a duplicate URN (same type, name and parent chain) fails the run, as the engine would;
 - the run is always ``preview=False``, so every ``apply`` runs and no value stays unknown;
 - every invoke is refused unless listed in ``_INVOKES``: programs stay deterministic;
@@ -28,8 +28,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STACKS_DIR = REPO_ROOT / "stacks"
+from lastmile.common import REPO_ROOT, STACKS_DIR
+
 PROJECT = "lastmile"
 
 # Wire-format signatures of the Pulumi property protocol (sdk/python/lib/pulumi/runtime/rpc.py).
@@ -232,7 +232,7 @@ class RecordingMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list | None]:
         raise InvokeNotAllowedError(
             f"the program called {args.token}; lastmile programs must not depend on live lookups "
-            "(REFERENCE §4, STYLE 'Deterministic programs'): pass the value through stack config instead"
+            "(docs/design-notes.md §Offline verification): pass the value through stack config instead"
         )
 
 

@@ -1,10 +1,10 @@
 """Post-deploy verification: does the SageMaker endpoint really run what the stack deployed?
 
 ``pulumi up`` can report success while SageMaker rolls the endpoint back (blue/green
-auto-rollback, a failed update; REFERENCE.md §1 complaint #3). After every deployment run::
+auto-rollback, a failed update; docs/design-notes.md §Failure modes #3). After every deployment run::
 
-    python -m lastmile.verify --stack aws-prod [--wait-seconds 1800] [--json]
-    python -m lastmile.verify --outputs-file outputs.json --endpoint-url http://127.0.0.1:5000
+    lastmile verify --stack aws-prod [--wait-seconds 1800] [--json]
+    lastmile verify --outputs-file outputs.json --endpoint-url http://127.0.0.1:5000
 
 It reads the stack outputs (``pulumi stack output --json --show-secrets=false``, or a JSON file
 of the same shape): ``endpoint_name``, ``endpoint_config_name``, ``region`` and, when exported,
@@ -34,11 +34,10 @@ from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any, Callable
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from lastmile.common import REPO_ROOT
+
 SETTLING = frozenset({"Creating", "Updating", "SystemUpdating"})
 BROKEN = frozenset({"Failed", "UpdateRollbackFailed", "RollingBack", "OutOfService", "Deleting"})
 
@@ -353,6 +352,9 @@ def observe(client: Any, expected: Expected, *, wait_seconds: float = 0, poll_se
 
 
 def sagemaker_client(region: str, endpoint_url: str | None) -> Any:
+    import boto3  # here, not at the top: `lastmile --help` should not pay for boto3
+    from botocore.config import Config
+
     config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=30)
     try:
         return boto3.session.Session(region_name=region).client("sagemaker", endpoint_url=endpoint_url, config=config)
@@ -391,28 +393,9 @@ def _emit(args: argparse.Namespace, findings: list[Finding], expected: Expected 
     return int(code)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m lastmile.verify",
-        description="Check that a deployed SageMaker endpoint runs what the stack deployed (exit 0 ok, "
-        "2 failed or rolled back, 3 still deploying).",
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--stack", help="read outputs with `pulumi stack output --json --stack STACK`")
-    source.add_argument("--outputs-file", type=Path, help="read outputs from this JSON file instead")
-    parser.add_argument("--endpoint-url", help="SageMaker API URL (a local test server); default: AWS")
-    parser.add_argument("--wait-seconds", type=float, default=0,
-                        help="while the endpoint is Creating/Updating, poll up to this long (default 0: do not wait)")
-    parser.add_argument("--poll-seconds", type=float, default=30, help="interval between polls (default 30)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
+def _cmd_verify(args: argparse.Namespace) -> int:
     if args.wait_seconds < 0 or args.poll_seconds <= 0:
-        parser.error("--wait-seconds must be >= 0 and --poll-seconds > 0")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+        args.parser.error("--wait-seconds must be >= 0 and --poll-seconds > 0")
     try:
         outputs = read_outputs_file(args.outputs_file) if args.outputs_file else read_stack_outputs(args.stack)
         expected = Expected.from_outputs(outputs)
@@ -429,5 +412,19 @@ def main(argv: list[str] | None = None) -> int:
     return _emit(args, findings, expected, exit_code(findings))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "verify",
+        help="after a deploy: check that the SageMaker endpoint runs what the stack deployed",
+        description="Check that a deployed SageMaker endpoint runs what the stack deployed (exit 0 ok, "
+        "2 failed or rolled back, 3 still deploying).",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--stack", help="read outputs with `pulumi stack output --json --stack STACK`")
+    source.add_argument("--outputs-file", type=Path, help="read outputs from this JSON file instead")
+    parser.add_argument("--endpoint-url", help="SageMaker API URL (a local test server); default: AWS")
+    parser.add_argument("--wait-seconds", type=float, default=0,
+                        help="while the endpoint is Creating/Updating, poll up to this long (default 0: do not wait)")
+    parser.add_argument("--poll-seconds", type=float, default=30, help="interval between polls (default 30)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=_cmd_verify, parser=parser)

@@ -1,6 +1,11 @@
-"""The lastmile CrossGuard pack: every rule of ``policy/rules.py``, enforcement MANDATORY.
+"""The lastmile CrossGuard pack: every rule of ``policy/rules/``, enforcement MANDATORY.
 
     pulumi preview --policy-pack policy          # or policyPacks: policy in pulumi/actions
+
+Only the Pulumi engine starts this module: it passes its own address as the first argument (and the
+stack in ``PULUMI_STACK``), and pulumi-policy then serves the rules over gRPC on a port it prints,
+waiting for the engine's calls. Run by hand (no engine address, or from a terminal) it would wait
+forever, so it says so and points to ``lastmile policy STACK``, which runs the same rules offline.
 
 Each rule becomes one ``StackValidationPolicy`` (so a violation names its rule). The validation
 converts ``StackValidationArgs.resources`` into the graph shape the rules read — the same shape as
@@ -13,10 +18,29 @@ that judge whether a value is secret (``needs_secret_markers``) run only in the 
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+HAND_RUN = ("python -m policy is the CrossGuard pack that the Pulumi engine starts "
+            "(pulumi preview --policy-pack policy); to check a stack by hand run: lastmile policy STACK")
+
+
+def _started_by_engine(argv: list[str], environ: Mapping[str, str]) -> bool:
+    """The engine passes its address (host:port) as the first argument and sets PULUMI_STACK."""
+    address = len(argv) > 1 and re.fullmatch(r"\S+:\d+", argv[1]) is not None
+    return address or "PULUMI_STACK" in environ
+
+
+if __name__ == "__main__":
+    if not _started_by_engine(sys.argv, os.environ):
+        print(HAND_RUN, file=sys.stderr)
+        sys.exit(2)
+    if sys.stdin.isatty():
+        print(HAND_RUN, file=sys.stderr)
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the repository root: policy.rules
 if _ROOT not in sys.path:

@@ -106,7 +106,7 @@ def test_preview_runs_on_pull_requests_with_both_paths():
     assert pulumi["command"] == "preview" and pulumi["diff"] is True and pulumi["comment-on-pr"] is True
     assert pulumi["policyPacks"] == "policy"
     offline = " ".join(s.get("run", "") for s in steps(jobs["plan-diff"]))
-    assert "python -m lastmile.plandiff --stack" in offline
+    assert "python -m lastmile plan --stack" in offline
     assert step_using(jobs["plan-diff"], "actions/upload-artifact")
     mode = " ".join(str(s.get("env", "")) for s in steps(jobs["plan"]))
     assert "secrets.PULUMI_ACCESS_TOKEN" in mode and "head.repo.full_name == github.repository" in mode
@@ -138,6 +138,6 @@ def test_deploy_runs_dev_then_staging_then_prod_behind_approval():
     assert pulumi["command"] == "up" and pulumi["policyPacks"] == "policy"
     scripts = [s.get("run", "") for s in steps(up)]
     order = [i for i, s in enumerate(steps(up)) if s.get("uses", "").startswith("pulumi/actions@")] + \
-            [i for i, run in enumerate(scripts) if "python -m lastmile.verify --stack" in run]
+            [i for i, run in enumerate(scripts) if "python -m lastmile verify --stack" in run]
     assert len(order) == 2 and order[0] < order[1], "verify runs after pulumi up"
-    assert any("lastmile.promote record-verification" in run for run in scripts)
+    assert any("python -m lastmile promote record-verification" in run for run in scripts)

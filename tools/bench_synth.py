@@ -55,7 +55,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as out:
         commands = {
             "floor": [sys.executable, "-c", floor],
-            "synth": [sys.executable, "-m", "lastmile.cli", "synth", args.stack, "--out", out],
+            "synth": [sys.executable, "-m", "lastmile", "synth", args.stack, "--out", out],
         }
         _sample(commands["synth"])  # warm the file cache and bytecode once, for both sides
         samples: dict[str, list[float]] = {name: [] for name in commands}

@@ -10,5 +10,5 @@
 Helpers (no resources of their own): ``naming`` (content-hashed physical names, ARNs), ``iam``
 (policy documents and the grant mechanism), ``rollout`` (rollout policy -> SageMaker
 ``deployment_config``), ``alarms`` (health alarm definitions), ``limits`` (AWS enumerations no
-provider checks). The REFERENCE §3 checks these components must pass live in ``policy/rules.py``.
+provider checks). The checks of docs/security-checklist.md that these components must pass live in ``policy/rules/``.
 """

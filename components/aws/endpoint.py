@@ -7,7 +7,7 @@ What it builds (children of the component):
   VPC's private subnets (required unless ``allow_without_vpc``);
 - ``<name>-config``: the endpoint configuration, named from a hash of its full content (models,
   variants, capture, key). Any change is a new name, so Pulumi creates the new configuration first,
-  updates the endpoint, and deletes the old one only after the update finished (REFERENCE §1 #1, #2).
+  updates the endpoint, and deletes the old one only after the update finished (docs/design-notes.md §Failure modes #1, #2).
   Model names are content-hashed too, so a model change cascades to a new configuration and an
   endpoint update (#4). The production variant is always named ``primary`` (blue/green requires the
   same variant name across configurations); an optional shadow variant ``shadow`` mirrors traffic

@@ -1,4 +1,4 @@
-"""AWS enumerations and limits that no provider checks before the API call (REFERENCE §4).
+"""AWS enumerations and limits that no provider checks before the API call (docs/design-notes.md §Offline verification).
 
 pulumi-aws passes these values through; a wrong one fails only at deploy time. Components and the
 stack-config rules both validate against these constants, so there is one list of each.
@@ -13,3 +13,12 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 # SageMaker VpcConfig.
 VPC_SUBNETS_RANGE = (1, 16)
 VPC_SECURITY_GROUPS_RANGE = (1, 5)
+# SageMaker blue/green deployment (UpdateEndpoint DeploymentConfig).
+WAIT_SECONDS_MAX = 3600  # wait between traffic steps
+BAKE_SECONDS_MAX = 3600  # TerminationWaitInSeconds: the old fleet kept after the last step
+MAX_EXECUTION_SECONDS_RANGE = (600, 28800)
+CANARY_PERCENT_RANGE = (1, 50)  # CAPACITY_PERCENT of the new fleet
+LINEAR_PERCENT_RANGE = (10, 50)
+ROLLBACK_ALARMS_RANGE = (1, 10)
+# A step of a one-instance fleet is the whole fleet: more than the 50 % SageMaker allows.
+MIN_FLEET_FOR_STEPS = 2

@@ -12,7 +12,7 @@ rules (botocore's sagemaker model and the deployment-guardrails guide) before an
 - 1-10 auto-rollback alarms: every deployment rolls back when one of them fires.
 
 ``timeout_seconds`` sizes Pulumi's create/update timeouts of the endpoint from the same value, so a
-long canary is never cut off by the tool (REFERENCE §1 #6).
+long canary is never cut off by the tool (docs/design-notes.md §Failure modes #6).
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Sequence
 
-WAIT_SECONDS_MAX = 3600
-BAKE_SECONDS_MAX = 3600
-MAX_EXECUTION_SECONDS_RANGE = (600, 28800)
-CANARY_PERCENT_RANGE = (1, 50)
-LINEAR_PERCENT_RANGE = (10, 50)
-ROLLBACK_ALARMS_RANGE = (1, 10)
-# A step of a one-instance fleet is the whole fleet: more than the 50 % SageMaker allows.
-MIN_FLEET_FOR_STEPS = 2
+from components.aws.limits import (
+    BAKE_SECONDS_MAX,
+    CANARY_PERCENT_RANGE,
+    LINEAR_PERCENT_RANGE,
+    MAX_EXECUTION_SECONDS_RANGE,
+    MIN_FLEET_FOR_STEPS,
+    ROLLBACK_ALARMS_RANGE,
+    WAIT_SECONDS_MAX,
+)
+
 # Beyond the deployment itself: polling, a rollback's traffic shift back, slow instance launches.
 TIMEOUT_MARGIN_SECONDS = 1800
 

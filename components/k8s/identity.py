@@ -32,7 +32,7 @@ from components.k8s.common import base_labels
 WRITE = ("get", "list", "watch", "create", "update", "patch", "delete")
 READ = ("get", "list", "watch")
 
-# (apiGroups, resources, verbs). Reviewed as data; tests/components/k8s check it with components.k8s.policy.
+# (apiGroups, resources, verbs). Reviewed as data; tests/policy/test_kubernetes_rules.py checks it with the policy rules.
 DEPLOYER_RULES: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
     (("apps",), ("deployments",), WRITE),
     (("",), ("services", "configmaps", "serviceaccounts"), WRITE),

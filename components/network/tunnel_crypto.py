@@ -4,7 +4,7 @@ Pure (no Pulumi): ``vpn.SiteToSiteVpn`` builds tunnels from these enums and the 
 settings parse config into them, so one list decides what "hardened" means.
 
 AWS still accepts (and by default offers) IKEv1, AES128, SHA1 and DH groups 2, 5 and 22-24
-(REFERENCE §3 VPN). None of those is a member here, so none can be configured:
+(docs/security-checklist.md §VPN). None of those is a member here, so none can be configured:
 - IKE: IKEv2 only.
 - Encryption (phase 1 and 2): AES256 (CBC) and AES256-GCM-16.
 - Integrity (phase 1 and 2): SHA2-256, SHA2-384, SHA2-512.

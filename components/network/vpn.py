@@ -1,6 +1,6 @@
 """``SiteToSiteVpn``: the hardened IPsec link between the on-prem network and the private VPC.
 
-What it builds and why (REFERENCE §3 VPN):
+What it builds and why (docs/security-checklist.md §VPN):
 - a customer gateway (the on-prem device's public IPv4 address and BGP ASN, ``ipsec.1``);
 - a virtual private gateway attached to the VPC, with its Amazon-side ASN;
 - a VPN connection whose BOTH tunnels are set explicitly from the allow-lists in ``tunnel_crypto``:

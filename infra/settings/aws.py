@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from components.aws.limits import LOG_RETENTION_DAYS
-from components.aws.rollout import LINEAR_PERCENT_RANGE, MIN_FLEET_FOR_STEPS
+from components.aws.limits import LINEAR_PERCENT_RANGE, LOG_RETENTION_DAYS, MIN_FLEET_FOR_STEPS
 from infra.settings.common import Problem, Strict, Topology
 from infra.settings.sections import RolloutStrategy
 

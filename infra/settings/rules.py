@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from components.aws.limits import CANARY_PERCENT_RANGE, MAX_EXECUTION_SECONDS_RANGE
 from infra.manifest import file_sha256, load_manifest
 from infra.settings.common import Environment, Problem, Slot, Topology
 from infra.settings.sections import RolloutStrategy
@@ -15,8 +16,8 @@ from infra.settings.sections import RolloutStrategy
 Sections = dict[str, object]
 Rule = Callable[[Sections], list[Problem]]
 
-SAGEMAKER_MAX_STEP_PERCENT = 50
-SAGEMAKER_MAX_EXECUTION_SECONDS = 28800
+SAGEMAKER_MAX_STEP_PERCENT = CANARY_PERCENT_RANGE[1]
+SAGEMAKER_MAX_EXECUTION_SECONDS = MAX_EXECUTION_SECONDS_RANGE[1]
 TOPOLOGY_SECTIONS = {Topology.AWS: ("aws",), Topology.ONPREM: ("onprem",), Topology.HYBRID: ("aws", "onprem", "hybrid")}
 
 
@@ -94,7 +95,7 @@ def rollout_steps(s: Sections) -> list[Problem]:
     if rollout.step_percent > SAGEMAKER_MAX_STEP_PERCENT:
         return [Problem("rollout.step_percent", rollout.step_percent,
                         f"SageMaker allows a {rollout.strategy.value} step of at most {SAGEMAKER_MAX_STEP_PERCENT} % "
-                        "of the variant's capacity; allowed: 1-50",
+                        f"of the variant's capacity; allowed: 1-{SAGEMAKER_MAX_STEP_PERCENT}",
                         f"set rollout.step_percent to {SAGEMAKER_MAX_STEP_PERCENT} or less")]
     return []
 

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from components.aws.limits import BAKE_SECONDS_MAX, MAX_EXECUTION_SECONDS_RANGE, WAIT_SECONDS_MAX
 from infra.settings.common import Environment, Strict
 
 
@@ -30,12 +31,15 @@ class Rollout(Strict):
         description="Canary size or linear step as a percent of the fleet's capacity. SageMaker allows at most 50. "
         "Required for canary and linear; omitted for all_at_once.",
     )
-    wait_seconds: int = Field(default=300, ge=0, le=3600, description="Wait between traffic shifts (0-3600 s).")
+    wait_seconds: int = Field(default=300, ge=0, le=WAIT_SECONDS_MAX,
+                              description=f"Wait between traffic shifts (0-{WAIT_SECONDS_MAX} s).")
     bake_seconds: int = Field(
-        default=600, ge=0, le=3600, description="Keep the old fleet after the last shift, watching alarms (0-3600 s)."
+        default=600, ge=0, le=BAKE_SECONDS_MAX,
+        description=f"Keep the old fleet after the last shift, watching alarms (0-{BAKE_SECONDS_MAX} s).",
     )
     max_execution_seconds: int = Field(
-        default=3600, ge=600, le=28800, description="Upper bound of one deployment (600-28800 s); also sizes timeouts."
+        default=3600, ge=MAX_EXECUTION_SECONDS_RANGE[0], le=MAX_EXECUTION_SECONDS_RANGE[1],
+        description="Upper bound of one deployment ({}-{} s); also sizes timeouts.".format(*MAX_EXECUTION_SECONDS_RANGE),
     )
 
 

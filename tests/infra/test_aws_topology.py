@@ -1,7 +1,7 @@
-"""The aws topology on every committed aws-* stack: REFERENCE §3 on the synthesized graph.
+"""The aws topology on every committed aws-* stack: the security checklist (docs/security-checklist.md) on the synthesized graph.
 
 Each stack file is synthesized under the recording mocks (no cloud, no engine) and judged three
-ways: the policy rules (``policy/rules.py``, REFERENCE §3 as pure checks), explicit assertions of
+ways: the policy rules (``policy/rules/``: docs/security-checklist.md as pure checks), explicit assertions of
 each applicable §3 item below, and two offline scanners — botocore's API contract
 (``lastmile.contract``: enums, ranges, patterns no provider checks) and parliament on every IAM/KMS/S3
 policy document. Bad config must fail with a ConfigError naming the field and register nothing.
@@ -138,7 +138,7 @@ def test_every_aws_stack_is_committed_and_tested():
 
 
 # ---------------------------------------------------------------------------------------------
-# REFERENCE §3, as rules and as explicit assertions
+# the security checklist (docs/security-checklist.md), as rules and as explicit assertions
 
 
 def test_policy_rules_find_nothing(graph):
@@ -421,7 +421,7 @@ def test_stateful_urns_are_pinned(stack_graph):
 
 
 # ---------------------------------------------------------------------------------------------
-# Re-runs and releases (REFERENCE §1 #1, #2, #4, #5)
+# Re-runs and releases (docs/design-notes.md §Failure modes #1, #2, #4, #5)
 
 
 def test_a_rerun_is_identical(stack, stack_graph):

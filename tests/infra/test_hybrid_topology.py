@@ -1,7 +1,7 @@
-"""The hybrid topology on every committed hybrid-* stack: REFERENCE §3 on the synthesized graph.
+"""The hybrid topology on every committed hybrid-* stack: the security checklist (docs/security-checklist.md) on the synthesized graph.
 
 Each stack file is synthesized under the recording mocks (no cloud, no engine) and judged four ways:
-the policy rules (``policy/rules.py``, zero findings), explicit assertions of every applicable §3 item
+the policy rules (``policy/rules/``, zero findings), explicit assertions of every applicable §3 item
 (the VPN, network and state-safety items one by one), botocore's API contract (``lastmile.contract`` for
 SageMaker, autoscaling and alarms; the network component tests' CreateVpnConnection/... translators and
 documented-value walker for the VPN and VPC requests, enums included) and parliament on the IAM/KMS/S3
@@ -134,7 +134,7 @@ def test_every_hybrid_stack_is_committed_and_tested():
 
 
 # ---------------------------------------------------------------------------------------------
-# REFERENCE §3 as the policy rules, and the API contract
+# the security checklist (docs/security-checklist.md) as the policy rules, and the API contract
 
 
 def test_policy_rules_find_nothing(graph):
@@ -192,7 +192,7 @@ def test_parliament_finds_nothing_above_low(graph, stack):
 
 
 # ---------------------------------------------------------------------------------------------
-# VPN (REFERENCE §3 VPN; Security Hub EC2.20)
+# VPN (docs/security-checklist.md §VPN; Security Hub EC2.20)
 
 
 def test_both_tunnels_are_hardened_from_config(graph, stack):
@@ -278,7 +278,7 @@ def test_preshared_keys_from_config_stay_secret():
 
 
 # ---------------------------------------------------------------------------------------------
-# Network (REFERENCE §3 Network)
+# Network (docs/security-checklist.md §Network)
 
 
 def test_private_subnets_in_distinct_zones_without_an_internet_path(graph, stack):

@@ -18,25 +18,32 @@ from typing import Any
 import pytest
 import yaml
 
-from components.k8s.policy import rbac_violations, restricted_violations
 from lastmile.manifests import manifests
 from infra.settings.loader import ConfigError
 from infra.settings.sections import Alarms
 from lastmile.synthesis import (
     REPO_ROOT,
     SECRET_MASK,
+    Node,
     STACKS_DIR,
     Graph,
     RecordingMocks,
     RecordingMonitor,
     synthesize,
 )
+from policy.rules import evaluate, kubernetes
 
 STACKS = ["onprem-local", "onprem-dev", "onprem-prod"]
 POD_TEMPLATES = ("kubernetes:apps/v1:Deployment",)
 KUBERNETES_VERSION = "1.33.0"  # matches onprem.pod_security_version's default pin (v1.33)
 CHECKOV = REPO_ROOT / ".tools" / "checkov-venv" / "bin" / "checkov"
 KUBERNETES_VALIDATE = REPO_ROOT / ".venv" / "bin" / "kubernetes-validate"
+
+
+def kubernetes_findings(*nodes: Node) -> list[str]:
+    """The Kubernetes policy rules (the CrossGuard pack's) on these resources alone, judged as dev."""
+    graph = {"stack": "test-dev", "resources": [node.to_json() for node in nodes]}
+    return [finding.render() for finding in evaluate(graph, kubernetes.RULES)]
 # checkov checks skipped for the on-prem manifests, each with its reason. Empty: every check runs and passes.
 CHECKOV_SKIPS: dict[str, str] = {}
 MONITORING_API = "monitoring.coreos.com/v1"
@@ -77,7 +84,7 @@ def test_every_pod_template_meets_the_restricted_profile(stack_graph, stack):
     templates = [n for t in POD_TEMPLATES for n in graph.of_type(t)]
     assert len(templates) == len(stack_config(stack)["lastmile:serving"]["slots"])
     for node in templates:
-        assert restricted_violations(node.inputs["spec"]["template"]["spec"]) == [], node.name
+        assert kubernetes_findings(node) == [], node.name
     assert not graph.of_type("kubernetes:core/v1:Pod")  # no bare pods outside the checked templates
 
 
@@ -106,7 +113,7 @@ def test_rbac_is_namespaced_least_privilege_and_model_servers_are_unbound(stack_
     for cluster_type in ("ClusterRole", "ClusterRoleBinding"):
         assert not graph.of_type(f"kubernetes:rbac.authorization.k8s.io/v1:{cluster_type}")
     for role in graph.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role"):
-        assert rbac_violations(role.inputs["rules"]) == [], role.name
+        assert kubernetes_findings(role) == [], role.name
     subjects = [s for b in graph.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
                 for s in b.inputs["subjects"]]
     assert subjects and all(s["kind"] == "Group" and not s["name"].startswith("system:") for s in subjects)

@@ -21,7 +21,8 @@ import pulumi._types as pulumi_types
 import pulumi_aws as aws
 import pytest
 
-from lastmile.contract import COVERED_TYPES, Report, check_graph, check_node, main, validate_request
+from lastmile import cli
+from lastmile.contract import COVERED_TYPES, Report, check_graph, check_node, validate_request
 from lastmile.contract_patterns import UntranslatablePattern, compile_java, matches, translate
 from lastmile.contract_shapes import Rule, validate_params
 from lastmile.synthesis import Graph, Node, list_stacks, synthesize
@@ -511,5 +512,5 @@ def test_committed_stack_meets_the_api_contract(stack: str) -> None:
 
 
 def test_cli_refuses_an_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--stack", "aws-nonexistent"]) == 2
-    assert "cannot synthesize stack aws-nonexistent" in capsys.readouterr().err
+    assert cli.main(["contract", "--stack", "aws-nonexistent"]) == 2
+    assert "no stack file" in capsys.readouterr().err

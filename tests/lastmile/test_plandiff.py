@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lastmile import cli
 from lastmile import plandiff as pd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ def test_new_model_version_with_canary_rollout(release_change):
             "2 × ml.m5.large runs during the rollout (until the bake ends); SageMaker stops and rolls back after 60 min."
             ) in text
     assert "| `productionVariants[0].modelName` | `prod-model-0792f285` | `prod-model-325e91eb` |" in text
-    assert "(every EndpointConfiguration attribute forces a new config (REFERENCE §2))" in text
+    assert "(every EndpointConfiguration attribute forces a new config (docs/design-notes.md §Provider facts))" in text
     assert "deleted last, after the endpoint update has finished" in text
     assert "- No findings." in text
 
@@ -67,10 +68,10 @@ def test_cli_on_saved_graphs_matches_render(release_change, tmp_path, capsys):
     base, head = release_change
     (tmp_path / "base").write_text(json.dumps(base))
     (tmp_path / "head").write_text(json.dumps(head))
-    assert pd.main(["--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head"),
+    assert cli.main(["plan", "--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head"),
                     "--out", str(tmp_path / "out.md")]) == 0
     assert (tmp_path / "out.md").read_text() == _render(base, head)
-    assert pd.main(["--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head")]) == 0
+    assert cli.main(["plan", "--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head")]) == 0
     assert capsys.readouterr().out == _render(base, head)
 
 
@@ -162,7 +163,7 @@ def test_affected_stacks():
     stacks = ["aws-dev", "aws-prod", "onprem-prod"]
     assert pd.affected_stacks(["stacks/Pulumi.aws-prod.yaml", "README.md"], stacks) == ["aws-prod"]
     assert pd.affected_stacks(["components/aws/endpoint.py"], stacks) == stacks
-    assert pd.affected_stacks(["policy/rules.py"], stacks) == stacks
+    assert pd.affected_stacks(["policy/rules/kubernetes.py"], stacks) == stacks
     assert pd.affected_stacks(["docs/x.md", "stacks/Pulumi.gone.yaml"], stacks) == []
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lastmile import cli
 from lastmile import promote as p
 from infra.manifest import load_manifest
 
@@ -110,7 +111,7 @@ def test_unverified_release_is_refused_and_nothing_changes(env):
         _promote(env)
     message = str(refused.value)
     assert "iris-classifier 1.1.0" in message and "no evidence of a good deployment in aws-staging" in message
-    assert "`python -m lastmile.verify --stack aws-staging` passed" in message and "record-verification --stack aws-staging" in message
+    assert "`lastmile verify --stack aws-staging` passed" in message and "record-verification --stack aws-staging" in message
     assert prod.read_text() == before and not (env["records"] / p.PROMOTION_LOG).exists()
 
 
@@ -214,7 +215,7 @@ def test_records_are_append_only_and_chained(env):
     assert p.check_chain(log) == [f"{p.PROMOTION_LOG}:2: prev_sha256 "
                                   f"{json.loads(lines[1])['prev_sha256']} != {p._line_sha256(log.read_bytes().splitlines()[0])}: "
                                   "a line before it was rewritten, reordered or deleted"]
-    assert p.main(["check-log", "--records-dir", str(env["records"])]) == 1
+    assert cli.main(["promote", "check-log", "--records-dir", str(env["records"])]) == 1
 
 
 def test_record_verification_rejects_ambiguous_deployments(env):
@@ -228,16 +229,16 @@ def test_record_verification_rejects_ambiguous_deployments(env):
 
 def test_cli_record_then_promote(env, capsys):
     common = ["--stacks-dir", str(env["stacks"]), "--records-dir", str(env["records"])]
-    assert p.main(["--topology", "aws", "--from", "staging", "--to", "prod", *common]) == 1
+    assert cli.main(["promote", "--topology", "aws", "--from", "staging", "--to", "prod", *common]) == 1
     assert "refused: iris-classifier 1.1.0" in capsys.readouterr().err
-    assert p.main(["record-verification", "--stack", "aws-staging", "--endpoint-config-name", "cfg-9",
+    assert cli.main(["promote", "record-verification", "--stack", "aws-staging", "--endpoint-config-name", "cfg-9",
                    "--verifier", "lastmile.verify", "--git-commit", COMMIT, "--verified-at", "2025-11-21T12:00:00Z",
                    *common]) == 0
-    assert p.main(["--topology", "aws", "--from", "staging", "--to", "prod", "--now", "2025-11-21T12:05:00Z",
+    assert cli.main(["promote", "--topology", "aws", "--from", "staging", "--to", "prod", "--now", "2025-11-21T12:05:00Z",
                    "--git-commit", COMMIT, *common]) == 0
     out = capsys.readouterr().out
     assert "promoted iris-classifier 1.1.0" in out and "next: serving: a reviewed change of active_slot blue -> green" in out
-    assert p.main(["status", "--topology", "aws", *common]) == 0
+    assert cli.main(["promote", "status", "--topology", "aws", *common]) == 0
     assert "aws-staging        blue  (active) iris-classifier 1.1.0  verified 2025-11-21T12:00:00Z" in capsys.readouterr().out
 
 

@@ -1,4 +1,4 @@
-"""The recording mocks themselves: they must catch what plain mocks let through (REFERENCE §4)."""
+"""The recording mocks themselves: they must catch what plain mocks let through (docs/design-notes.md §Offline verification)."""
 
 from __future__ import annotations
 

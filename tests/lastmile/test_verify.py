@@ -1,7 +1,7 @@
 """lastmile.verify against a real local SageMaker API (moto's server on 127.0.0.1) and as pure checks.
 
 moto implements create/describe of models, endpoint configs and endpoints but not UpdateEndpoint
-(REFERENCE.md §4): a stack that deployed config B while the endpoint still runs config A is, from
+(docs/design-notes.md §Offline verification): a stack that deployed config B while the endpoint still runs config A is, from
 the verifier's side, exactly a silent rollback. Statuses and failure reasons moto never produces
 are set on its in-process backend (the threaded server shares it).
 """
@@ -26,13 +26,18 @@ from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 
-from lastmile import verify
-from lastmile.verify import ExitCode, Expected, Status, check, exit_code, main
+from lastmile import cli, verify
+from lastmile.verify import ExitCode, Expected, Status, check, exit_code
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/lastmile-sagemaker"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/serving@sha256:" + "a" * 64
+
+
+def main(argv: list[str]) -> int:
+    """`lastmile verify ARGV`, in process."""
+    return cli.main(["verify", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -257,17 +262,17 @@ def test_wait_gives_up_after_the_limit(deployed: Deployed, capsys: pytest.Captur
     assert "PENDING endpoint-status" in capsys.readouterr().out
 
 
-def test_entry_point_runs_as_a_module(deployed: Deployed, aws_env: dict[str, str]) -> None:
+def test_verify_runs_as_the_lastmile_command(deployed: Deployed, aws_env: dict[str, str]) -> None:
     env = {**os.environ, **aws_env, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "lastmile.verify", "--outputs-file", deployed.outputs(), "--endpoint-url", deployed.url],
+        [sys.executable, "-m", "lastmile", "verify", "--outputs-file", deployed.outputs(), "--endpoint-url", deployed.url],
         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1] == "verified: endpoint ep in eu-west-1 (5 ok) -> exit 0"
 
     rolled_back = subprocess.run(
-        [sys.executable, "-m", "lastmile.verify", "--outputs-file", deployed.outputs(endpoint_config_name="cfg-b"),
+        [sys.executable, "-m", "lastmile", "verify", "--outputs-file", deployed.outputs(endpoint_config_name="cfg-b"),
          "--endpoint-url", deployed.url, "--json"],
         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120, check=False,
     )

@@ -170,7 +170,7 @@ def _onprem_serving(env: str, active_slot: str, releases: dict[str, str]) -> dic
     k8s.rbac.v1.Role("deployer", metadata={"namespace": namespace, "name": "deployer"}, rules=[
         {"api_groups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "update", "patch", "delete"]},
         {"api_groups": [""], "resources": ["services", "serviceaccounts"], "verbs": ["get", "create", "update", "patch"]},
-        {"api_groups": [""], "resources": ["secrets"], "resource_names": ["serving-tls"], "verbs": ["get", "update"]},
+        {"api_groups": [""], "resources": ["secrets"], "resource_names": ["serving-tls"], "verbs": ["get"]},
     ], opts=opts)
     k8s.core.v1.Secret("serving-tls", metadata={"namespace": namespace, "name": "serving-tls"}, type="kubernetes.io/tls",
                        string_data={"tls.crt": pulumi.Output.secret("cert"), "tls.key": pulumi.Output.secret("key")},

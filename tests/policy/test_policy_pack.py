@@ -1,5 +1,5 @@
 """policy/__main__.py wires every rule into a mandatory CrossGuard pack (imported with PolicyPack faked:
-a real PolicyPack starts the policy server, REFERENCE §4) and its validations see what the rules see."""
+a real PolicyPack starts the policy server, docs/design-notes.md §Offline verification) and its validations see what the rules see."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""No secret in the repository (REFERENCE §3 Secrets): detect-secrets over every tracked file.
+"""No secret in the repository (docs/security-checklist.md §Secrets): detect-secrets over every tracked file.
 
 `.secrets.baseline` lists the audited findings, all of them non-secrets: sha256 pins of artifacts and
 images (hex entropy), the Pulumi wire-protocol signatures in lastmile/synthesis.py, field *names* that

@@ -159,7 +159,7 @@ def test_grants_refuse_wide_or_foreign_prefixes(mock_run, call):
 
 
 def test_one_grant_per_verb_and_grantee(mock_run):
-    """A second identical grant is a duplicate URN: refused like the engine would (REFERENCE §4)."""
+    """A second identical grant is a duplicate URN: refused like the engine would (docs/design-notes.md §Offline verification)."""
     from lastmile.synthesis import DuplicateUrnError
 
     with pytest.raises(DuplicateUrnError):

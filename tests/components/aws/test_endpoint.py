@@ -133,7 +133,7 @@ def test_shadow_variant_mirrors_a_second_release(mock_run):
 
 
 def test_a_release_change_is_a_new_config_the_endpoint_moves_to(mock_run):
-    """REFERENCE §1 #1, #2, #4: new content -> new names -> create-before-delete -> endpoint repointed."""
+    """docs/design-notes.md §Failure modes #1, #2, #4: new content -> new names -> create-before-delete -> endpoint repointed."""
     before, after = synth(mock_run), synth(mock_run, primary=served(version="1.1.0"))
     for graph in (before, after):
         assert graph.one(ENDPOINT).inputs["endpointConfigName"] == graph.one(CONFIG).inputs["name"]
@@ -163,7 +163,7 @@ def test_every_config_change_changes_the_config_name(mock_run, overrides):
 
 
 def test_a_rerun_sends_identical_inputs_and_no_instance_count_to_the_endpoint(mock_run):
-    """REFERENCE §1 #5: nothing a no-change `pulumi up` sends can reset the autoscaled count."""
+    """docs/design-notes.md §Failure modes #5: nothing a no-change `pulumi up` sends can reset the autoscaled count."""
     first, second = synth(mock_run), synth(mock_run)
     assert first.dumps() == second.dumps()
     endpoint = first.one(ENDPOINT)
@@ -258,7 +258,7 @@ def test_grant_invoke_is_scoped_to_this_endpoint(mock_run, document):
 
 
 def test_requests_satisfy_the_sagemaker_api_contract(mock_run):
-    """No provider checks enums, ranges or patterns before deploy (REFERENCE §4): botocore's model does."""
+    """No provider checks enums, ranges or patterns before deploy (docs/design-notes.md §Offline verification): botocore's model does."""
     report = check_graph(synth(mock_run, shadow=served(Slot.GREEN, "1.1.0")))
     assert report.ok, report.text()
     assert {r.operation for r in report.requests} >= {"CreateModel", "CreateEndpointConfig", "UpdateEndpoint",

@@ -1,4 +1,4 @@
-"""Rollout policy -> deployment_config: pure, no Pulumi (REFERENCE §1 #6, #7)."""
+"""Rollout policy -> deployment_config: pure, no Pulumi (docs/design-notes.md §Failure modes #6, #7)."""
 
 from __future__ import annotations
 

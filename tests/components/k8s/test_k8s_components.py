@@ -13,14 +13,20 @@ from components.k8s.ingress import IngressController, TlsIngress, TlsIngressArgs
 from components.k8s.model_server import SERVER_POD_LABELS, ModelServer, ModelServerArgs, ReplicaPolicy
 from components.k8s.model_store import ModelStoreAccess, ModelStoreAccessArgs
 from components.k8s.namespace import ResourceBudget, ServingNamespace, ServingNamespaceArgs
-from components.k8s.policy import rbac_violations, restricted_violations
 from components.k8s.router import SlotRouter, SlotRouterArgs
 from infra.settings.common import Slot
-from lastmile.synthesis import SECRET_MASK
+from lastmile.synthesis import SECRET_MASK, Node
+from policy.rules import evaluate, kubernetes
 
 IMAGE = "registry.example/mlserver@sha256:" + "b" * 64
 SHA = "c" * 64
 RESOURCES = ContainerResources(cpu_millicores=500, memory_mib=512)
+
+
+def kubernetes_findings(*nodes: Node) -> list[str]:
+    """The Kubernetes policy rules (the CrossGuard pack's) on these resources alone, judged as dev."""
+    graph = {"stack": "test-dev", "resources": [node.to_json() for node in nodes]}
+    return [finding.render() for finding in evaluate(graph, kubernetes.RULES)]
 
 
 def namespace_args(**overrides) -> ServingNamespaceArgs:
@@ -114,7 +120,7 @@ def test_deployer_role_is_least_privilege_and_bound_to_a_group(mock_run):
         namespace="serving", group_name="lastmile-deployers")).role_name})
     role = graph.one("kubernetes:rbac.authorization.k8s.io/v1:Role")
     assert role.inputs["metadata"]["namespace"] == "serving"
-    assert rbac_violations(role.inputs["rules"]) == []
+    assert kubernetes_findings(role) == []
     binding = graph.one("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding").inputs
     assert binding["roleRef"]["kind"] == "Role"
     assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "lastmile-deployers"}]
@@ -135,7 +141,7 @@ def test_model_server_pods_meet_restricted_and_lastmile_bar(mock_run):
     graph = mock_run(lambda: server(Slot.BLUE, store()) and None)
     deployment = graph.one("kubernetes:apps/v1:Deployment")
     pod = deployment.inputs["spec"]["template"]["spec"]
-    assert restricted_violations(pod) == []
+    assert kubernetes_findings(deployment) == []
     assert pod["enableServiceLinks"] is False
     assert pod["securityContext"]["runAsUser"] >= 10000
     account = graph.one("kubernetes:core/v1:ServiceAccount")

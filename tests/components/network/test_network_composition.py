@@ -1,4 +1,4 @@
-"""The three network components composed as the hybrid builder will: REFERENCE §3 over the whole graph."""
+"""The three network components composed as the hybrid builder will: the security checklist (docs/security-checklist.md) over the whole graph."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_static_routing_composes_too(mock_run):
 
 
 def test_network_graph_meets_every_policy_rule(graph: Graph):
-    """The repository's policy rules (policy/rules.py, REFERENCE §3 as checks) find nothing to fault."""
+    """The repository's policy rules (policy/rules/: docs/security-checklist.md as checks) find nothing to fault."""
     from policy.rules import evaluate
 
     document = {**graph.to_json(), "environment": "prod"}

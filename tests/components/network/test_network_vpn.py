@@ -1,4 +1,4 @@
-"""SiteToSiteVpn under recording mocks: REFERENCE §3 VPN items asserted on the graph."""
+"""SiteToSiteVpn under recording mocks: docs/security-checklist.md §VPN items asserted on the graph."""
 
 from __future__ import annotations
 

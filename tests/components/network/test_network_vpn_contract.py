@@ -1,6 +1,6 @@
 """Contract check: what the network components register, as the AWS API requests the provider sends.
 
-No provider validates values under mocks (REFERENCE §4), so each network resource in the graph is
+No provider validates values under mocks (docs/design-notes.md §Offline verification), so each network resource in the graph is
 translated into its API request and validated against botocore's service model with
 ``lastmile.contract.validate_request`` (ParamValidator + a walker for enums, ranges, lengths, patterns).
 ``lastmile.contract`` does not map these resource types (its translator covers SageMaker, autoscaling and
