@@ -13,6 +13,7 @@ The recording monitor also closes the mock blind spots listed in docs/design-not
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import json
@@ -25,7 +26,7 @@ import pulumi
 import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from lastmile.common import REPO_ROOT, STACKS_DIR
@@ -297,6 +298,30 @@ def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     return _sync_await(resolve())
 
 
+async def _run_to_completion(body: Callable[[], None]) -> None:
+    """Run ``body`` and everything it started: what ``run_pulumi_func`` does under mocks, minus its
+    engine shutdown handshake, and waiting for the outstanding outputs in one gather per round (the SDK
+    waits for the first of N to complete, N times: quadratic in the number of outputs)."""
+    failure: BaseException | None = None
+    try:
+        body()
+    except BaseException as error:  # noqa: BLE001 re-raised once the runtime is drained
+        failure = error
+    settings = pulumi.runtime.settings.SETTINGS
+    while True:
+        await wait_for_rpcs(await_all_outstanding_tasks=False)
+        with settings.lock:
+            pending = list(settings.outputs)
+            settings.outputs.clear()
+        if not pending:
+            break
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        if failure is None:
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if failure is not None:
+        raise failure
+
+
 def run_with_mocks(
     program: Callable[[], dict[str, Any]],
     *,
@@ -323,14 +348,16 @@ def run_with_mocks(
 
     pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
     # A failed registration leaves futures nobody awaits; their garbage-collection warnings are
-    # noise on top of the exception that run_pulumi_func re-raises.
+    # noise on top of the exception that the run re-raises: collect them while asyncio is quiet.
     asyncio_log = logging.getLogger("asyncio")
     level = asyncio_log.level
     asyncio_log.setLevel(logging.CRITICAL)
     try:
-        _sync_await(run_pulumi_func(body))
-    finally:
+        _sync_await(_run_to_completion(body))
+    except BaseException:
         gc.collect()
+        raise
+    finally:
         asyncio_log.setLevel(level)
     graph.nodes = dict(monitor.nodes)
     graph.outputs = _resolve_outputs(captured)
