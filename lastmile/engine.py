@@ -8,7 +8,8 @@ and cached by version under the home directory. Nothing here is needed for plain
 workstation the same program and stack files work with the official CLI.
 
 Backends and secrets:
-  local stacks (``*-local``)  state in ``.pulumi-state/`` of the repository (file backend), secrets with
+  local stacks (no secretsprovider in the stack file: onprem-local, onprem-gitops)
+                              state in ``.pulumi-state/`` of the repository (file backend), secrets with
                               the passphrase provider; the passphrase ``lastmile-local-only`` is public
                               (it protects nothing) unless PULUMI_CONFIG_PASSPHRASE(_FILE) is set.
   shared stacks (dev/staging/prod)
@@ -29,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,6 @@ from lastmile.exitcodes import ExitCode
 
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
 LOCAL_PASSPHRASE = "lastmile-local-only"  # public on purpose: local stacks only, see the module doc
-LOCAL_SUFFIX = "-local"
 BOOTSTRAP_TIMEOUT_SECONDS = 60 * 60  # a cold build is ~20 min on 2 cores; a warm check well under 1 s
 
 
@@ -61,11 +62,18 @@ class EnginePaths:
         return Path(os.environ.get("LASTMILE_PULUMI_STATE_DIR") or self.root / ".pulumi-state")
 
 
-def is_local(stack: str) -> bool:
-    return stack.endswith(LOCAL_SUFFIX)
+def is_local(stack: str, stacks_dir: Path = STACKS_DIR) -> bool:
+    """A local stack keeps its secrets with the passphrase provider; a team stack declares its KMS key
+    (``secretsprovider: awskms://...``) and keeps its state in the team's backend."""
+    import yaml
+
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    provider = str((document or {}).get("secretsprovider") or "passphrase")
+    return provider == "passphrase"
 
 
-def engine_environment(stack: str, paths: EnginePaths = EnginePaths()) -> dict[str, str]:
+def engine_environment(stack: str, paths: EnginePaths = EnginePaths(), stacks_dir: Path = STACKS_DIR) -> dict[str, str]:
     """The environment the CLI runs with: offline defaults, project-local home, the stack's backend."""
     env = {
         "PULUMI_SKIP_UPDATE_CHECK": "true",
@@ -74,7 +82,7 @@ def engine_environment(stack: str, paths: EnginePaths = EnginePaths()) -> dict[s
         "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",  # the plugin installed in PULUMI_HOME, not one on PATH
         "PULUMI_HOME": str(paths.pulumi_home),
     }
-    if is_local(stack):
+    if is_local(stack, stacks_dir):
         paths.state_dir.mkdir(parents=True, exist_ok=True)
         env["PULUMI_BACKEND_URL"] = paths.state_dir.resolve().as_uri()
         if not os.environ.get("PULUMI_CONFIG_PASSPHRASE") and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
@@ -202,6 +210,28 @@ class Engine:
         return self.stack.outputs()
 
 
+def deploy_base(stack: str, base: str, workdir: Path, env: dict[str, str]) -> bool:
+    """``lastmile up STACK`` of git revision ``base`` in ``workdir`` (a throwaway export), into the state
+    directory ``env`` names. False when the stack does not exist at ``base`` (everything is new then)."""
+    rev = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, check=False)
+    if rev.returncode != 0:
+        raise Refused(f"unknown git revision {base!r}\n  fix: name a commit, branch or tag of this repository "
+                      "(e.g. origin/main)")
+    archive = subprocess.run(["git", "archive", "--format=tar", rev.stdout.strip()], cwd=REPO_ROOT,
+                             capture_output=True, check=True).stdout
+    workdir.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive, check=True)
+    if not (workdir / "stacks" / f"Pulumi.{stack}.yaml").is_file():
+        return False
+    result = subprocess.run([sys.executable, "-m", "lastmile", "up", stack], cwd=workdir, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise EngineUnavailable(f"deploying {stack} as of {base} into a throwaway state failed (exit "
+                                f"{result.returncode}):\n{_last_lines(result.stdout + result.stderr)}")
+    return True
+
+
 def changes_of(summary: dict[str, int]) -> int:
     """How many resources a preview would touch (every operation except 'same')."""
     return sum(count for op, count in summary.items() if op != "same")
@@ -212,12 +242,26 @@ def _print(line: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    base = getattr(args, "base", None)
+    with tempfile.TemporaryDirectory(prefix="lastmile-base-") as scratch:
+        if base:
+            os.environ["LASTMILE_PULUMI_STATE_DIR"] = str(Path(scratch) / "state")
+        return _run_in(args, Path(scratch))
+
+
+def _run_in(args: argparse.Namespace, scratch: Path) -> int:
     from pulumi.automation.errors import CommandError
 
     try:
         settings = validate_stack(args.stack)
         check_plugins(settings, EnginePaths().pulumi_home)
         check_cluster(settings)
+        if getattr(args, "base", None):
+            if settings.onprem is None or settings.onprem.render_directory is None:
+                raise Refused(f"--base needs a render-mode stack (onprem.render_directory): {args.stack} talks to "
+                              "a cluster or AWS; use `lastmile plan` for its offline graph diff")
+            deploy_base(args.stack, args.base, scratch / "base",
+                        {**os.environ, "LASTMILE_PULUMI_HOME": str(EnginePaths().pulumi_home)})
         engine = Engine(args.stack)
     except Refused as error:
         print(f"lastmile {args.verb}: {error}", file=sys.stderr)
@@ -232,6 +276,9 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(shown, indent=2, sort_keys=True, default=str))
             return ExitCode.OK
         if args.verb == "preview":
+            if args.base:
+                print(f"lastmile preview: the engine's diff of {args.stack} against {args.base} (deployed into a "
+                      "throwaway local state first)", file=sys.stderr, flush=True)
             result = engine.preview(diff=not args.no_diff, on_output=_print)
             changes = changes_of(result.change_summary)
             print(f"lastmile preview {args.stack}: "
@@ -268,6 +315,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("stack", help="stack name, e.g. onprem-local (stacks/Pulumi.<stack>.yaml)")
         if verb == "preview":
             parser.add_argument("--no-diff", action="store_true", help="summary only, without the property diff")
+            parser.add_argument("--base", metavar="REV",
+                                help="render-mode stacks: the engine's diff against git revision REV (deployed into "
+                                     "a throwaway local state first), as a pull request shows it")
         if verb == "outputs":
             parser.add_argument("--show-secrets", action="store_true", help="print secret outputs in plaintext")
         parser.set_defaults(func=_run, verb=verb)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,24 @@ def test_unknown_stack_is_refused_naming_the_stacks(make_checkout) -> None:
     result = checkout.lastmile("up", "onprem-nowhere")
     assert result.returncode == 2
     assert "onprem-nowhere" in result.stderr and "onprem-local" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_preview_against_a_base_revision_shows_the_engines_diff_of_a_pull_request(make_checkout) -> None:
+    """What a pull request shows for a render-mode stack: the base deployed into a throwaway state, the head
+    previewed against it. Unchanged: no changes (exit 0); a flip: exactly the selectors (exit 1)."""
+    checkout = make_checkout("pr-preview")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for argv in (["git", "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "base"]):
+        subprocess.run(argv, cwd=checkout.root, check=True)
+    same = checkout.lastmile("preview", "onprem-gitops", "--base", "HEAD")
+    assert same.returncode == 0 and "no changes" in same.stderr, same.stdout[-3000:] + same.stderr[-3000:]
+    path = checkout.stack_file("onprem-gitops")
+    path.write_text(path.read_text().replace("    active_slot: green", "    active_slot: blue"))
+    flipped = checkout.lastmile("preview", "onprem-gitops", "--base", "HEAD")
+    assert flipped.returncode == 1, flipped.stdout[-3000:] + flipped.stderr[-3000:]
+    assert f'~ {SLOT_LABEL}: "green" => "blue"' in flipped.stdout and "2 to update" in flipped.stdout
+    assert not (checkout.root / ".pulumi-state").exists(), "the base was deployed into a throwaway state"
+    unknown = checkout.lastmile("preview", "onprem-gitops", "--base", "no-such-rev")
+    assert unknown.returncode == 2 and "unknown git revision" in unknown.stderr
+    cluster_stack = checkout.lastmile("preview", "aws-dev", "--base", "HEAD")
+    assert cluster_stack.returncode in (2, 3) and "Traceback" not in cluster_stack.stderr

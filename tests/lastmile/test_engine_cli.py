@@ -72,10 +72,14 @@ def test_every_team_stack_declares_the_kms_secrets_provider_and_no_placeholder()
         document = yaml.safe_load(path.read_text())
         secure = [v["secure"] for v in (document.get("config") or {}).values() if isinstance(v, dict) and "secure" in v]
         assert all(value.startswith("v1:") and "PLACEHOLDER" not in value and len(value) > 40 for value in secure), path
-        if path.name.endswith("-local.yaml"):
-            assert document.get("encryptionsalt"), f"{path.name}: the passphrase provider's salt"
-        else:
-            assert str(document.get("secretsprovider", "")).startswith("awskms://alias/lastmile-"), path.name
+        environment = document["config"]["lastmile:environment"]
+        suffix = path.name[len("Pulumi."):-len(".yaml")].rsplit("-", 1)[1]
+        if suffix in ("dev", "staging", "prod"):  # a team's environment: the team's backend and KMS key
+            assert str(document.get("secretsprovider", "")).startswith(f"awskms://alias/lastmile-{environment}"), path.name
+            assert not engine.is_local(path.name[len("Pulumi."):-len(".yaml")])
+        else:  # a developer's stack (local, gitops): the passphrase provider
+            assert document.get("encryptionsalt") and "secretsprovider" not in document, path.name
+            assert engine.is_local(path.name[len("Pulumi."):-len(".yaml")])
 
 
 def test_exit_codes_are_distinct() -> None:
