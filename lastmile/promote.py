@@ -8,7 +8,7 @@
     lastmile promote status --topology aws                              # what each stack serves, verified or not
 
 What moves. Exactly the release of one slot: ``model, version, sha256, image`` (``RELEASE_FIELDS``).
-No rollout field moves (``RELEASE_ROLLOUT_FIELDS`` is empty on purpose): strategy, step, waits, bake
+No rollout field moves: strategy, step, waits, bake
 and timeout are each environment's safety policy (prod must be canary/linear, dev may be
 all-at-once; waits and bake are sized to the environment's traffic so that alarms can trip), so
 they stay with the target stack. On the aws topology, when the two stacks live in different regions,
@@ -70,8 +70,6 @@ PROMOTION_LOG = "log.jsonl"
 NAMESPACE = "lastmile"
 SERVING_KEY = f"{NAMESPACE}:serving"
 RELEASE_FIELDS = ("model", "version", "sha256", "image")
-# Rollout fields that travel with a release. Empty: every rollout field is environment policy (see above).
-RELEASE_ROLLOUT_FIELDS: tuple[str, ...] = ()
 # `local` stacks (onprem-local) only render manifests on a laptop: nothing is deployed there, so
 # nothing can be verified there, and they are not on the promotion path.
 ENV_ORDER = ("dev", "staging", "prod")

@@ -26,6 +26,8 @@ import pulumi
 import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
+# Private SDK APIs, kept on purpose: no public API runs a program function under mocks to completion
+# outside the engine (pulumi.runtime.test only wraps a test function); these are what it uses inside.
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 

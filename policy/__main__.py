@@ -53,6 +53,8 @@ from pulumi_policy import (  # noqa: E402
     StackValidationArgs,
     StackValidationPolicy,
 )
+# Private pulumi-policy APIs, kept on purpose: props arrive wrapped in proxies that raise on unknown values,
+# and the SDK has no public way to unwrap them or to test a value for unknown.
 from pulumi_policy.proxy import _DictProxy, _is_unknown, _ListProxy  # noqa: E402
 
 from policy.rules import RULES, UNKNOWN, Rule  # noqa: E402

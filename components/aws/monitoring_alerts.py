@@ -61,7 +61,6 @@ class AlertTopic(pulumi.ComponentResource):
     """An encrypted SNS topic that only this account's alarms and rules can publish to, over TLS."""
 
     topic_arn: pulumi.Output[str]
-    kms_key_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: AlertTopicArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lastmile:aws:AlertTopic", name, None, opts)
@@ -92,5 +91,4 @@ class AlertTopic(pulumi.ComponentResource):
                 f"{name}-{protocol}-{digest(endpoint, 8)}", topic=topic.arn, protocol=protocol, endpoint=endpoint,
                 opts=pulumi.ResourceOptions(parent=self))
         self.topic_arn = topic.arn
-        self.kms_key_arn = pulumi.Output.from_input(key_arn)
-        self.register_outputs({"topic_arn": self.topic_arn, "kms_key_arn": self.kms_key_arn})
+        self.register_outputs({"topic_arn": self.topic_arn})

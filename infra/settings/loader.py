@@ -228,6 +228,8 @@ def _raw_config() -> tuple[dict[str, Any], dict[str, Any]]:
     """Every ``lastmile:*`` key the engine passed, JSON objects decoded."""
     from pulumi.runtime import config as runtime_config
 
+    # Private SDK state, kept on purpose: pulumi.Config reads one named key and cannot list them, and
+    # listing every key is how a misspelt one is refused instead of silently ignored.
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     prefix = f"{NAMESPACE}:"
     config = pulumi.Config(NAMESPACE)

@@ -124,10 +124,9 @@ def test_sagemaker_monitoring_needs_data_capture():
     assert problems(PROD_ON, aws=no_capture, topology=Topology.ONPREM) == []
 
 
-def test_loader_wiring_when_present():
-    """Once the lead wires the section into the loader, a bad value fails the whole stack config."""
-    if "observability" not in loader.SECTIONS:
-        pytest.skip("infra/settings/loader.py does not list observability yet (see the wiring note)")
+def test_loader_refuses_a_bad_observability_value():
+    """The loader reads the section: a bad value fails the whole stack config."""
+    assert "observability" in loader.SECTIONS
     from test_loader import valid_prod  # noqa: PLC0415 (same directory, pytest rootdir imports)
 
     raw = valid_prod() | {"observability": {"enabled": True, "drift": {"threshold": 2}}}
