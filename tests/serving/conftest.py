@@ -3,6 +3,7 @@
 from serving_harness import (  # noqa: F401  (fixtures)
     blue,
     green,
+    green_server,
     make_pod,
     moto_backends,
     plain_store,

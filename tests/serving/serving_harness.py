@@ -290,6 +290,20 @@ def processes() -> Iterator[list[Process]]:
         process.stop()
 
 
+@pytest.fixture(scope="session")
+def green_server(tmp_path_factory) -> Iterator[MLServer]:
+    """onprem-local's green slot (1.1.0) serving, shared by the request tests (one start per worker)."""
+    root = tmp_path_factory.mktemp("green-server")
+    pod = Pod(rendered_slot("green"), root / "pod")
+    pod.place_artifact(pod.slot.artifact)
+    server = MLServer(pod, root / "mlserver.log")
+    try:
+        server.ready_seconds = server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def start_mlserver(processes, tmp_path):
     def start(pod: Pod) -> MLServer:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving_harness import MODEL, MLServer, Pod, http_status, post_json, rendered_slot
+from serving_harness import MODEL, MLServer, http_status, post_json
 
 pytestmark = pytest.mark.serving
 
@@ -30,19 +30,9 @@ def v2(rows, *, datatype="FP64", shape=None, name="instances") -> bytes:
                                    "data": flat}]}).encode()
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The green slot (1.1.0) serving, once for the request tests of this module."""
-    root = tmp_path_factory.mktemp("green")
-    slot = rendered_slot("green")
-    pod = Pod(slot, root / "pod")
-    pod.place_artifact(slot.artifact)
-    server = MLServer(pod, root / "mlserver.log")
-    try:
-        server.ready_seconds = server.wait_ready()
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def served(green_server):
+    return green_server
 
 
 def infer_url(server: MLServer) -> str:
