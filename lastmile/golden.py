@@ -320,6 +320,8 @@ def _golden(args: argparse.Namespace) -> int:
     try:
         if bool(args.url) == bool(args.sagemaker_endpoint):
             raise GoldenError("pass exactly one of --url (a V2 endpoint) and --sagemaker-endpoint (an endpoint name)")
+        if not 0 < args.timeout <= 300:
+            raise GoldenError(f"--timeout {args.timeout:g}: allowed 0 < seconds <= 300")
         model, version, slot, config = stack_release(args.stack, args.slot)
         golden = load_golden_set(model, version)
         if args.url:

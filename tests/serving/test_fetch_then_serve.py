@@ -1,4 +1,5 @@
-"""The init container's fetch for real, then MLServer on what it unpacked: the pod's two steps, chained.
+"""The init container's fetch for real, then MLServer on what it unpacked (the pod's two steps, chained), then
+the release's golden set against it.
 
 ``fetch_artifact.py`` runs as the rendered init container runs it (its argv and env; the script is the
 ConfigMap's copy) against moto's S3 served over TLS on 127.0.0.1 with a certificate from a CA the test
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from lastmile import golden
 from serving_harness import MODEL, MLServer, Pod, Process, post_json, s3_client
 
 pytestmark = pytest.mark.serving
@@ -68,6 +70,8 @@ def test_fetch_then_serve(make_pod, green, tls, tls_store, processes, tmp_path):
         b' "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}'))
     assert status == 200 and body["model_version"] == green.version
     assert body["outputs"][0]["data"] == ["setosa", "virginica"]
+    result = golden.check_v2(golden.load_golden_set(MODEL, green.version), server.base_url)  # before any switch
+    assert result.passed, result.message()
     print(f"\n  init container (fetch over TLS, verify, unpack): {fetch_seconds:.2f} s; mlserver ready: {ready:.2f} s")
 
 
