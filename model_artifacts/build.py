@@ -61,6 +61,15 @@ SIGNIFICANT_DIGITS = 8
 # Fixed stratified holdout split, shared by all releases so their metrics compare.
 HOLDOUT = {"random_state": 0, "stratify": True, "test_size": 0.2}
 
+# Golden set of every release: these rows of load_iris() with the release's own answers (labels and
+# probabilities from the shipped core on the exported parameters). Rows 0, 50, 100: one per class; 145: the
+# README's example; 77, 106, 133: the rows where 1.0.0 and 1.1.0 answer differently, so that a server running
+# the wrong release fails the golden set of the right one. A served probability may differ from the pinned
+# one by GOLDEN_PROBABILITY_TOLERANCE (the pinned ones are rounded to GOLDEN_DECIMALS).
+GOLDEN_ROWS = (0, 50, 100, 145, 77, 106, 133)
+GOLDEN_DECIMALS = 6
+GOLDEN_PROBABILITY_TOLERANCE = 1e-4
+
 RELEASES = {
     "1.0.0": {
         "C": 1.0,
@@ -182,6 +191,24 @@ def evaluate(core, spec, reference, train_split, holdout_split):
     }
 
 
+def golden_set(core, spec, data):
+    """The release's answers on GOLDEN_ROWS, as pinned in the manifest (see GOLDEN_ROWS)."""
+    rows = [[float(v) for v in data.data[i]] for i in GOLDEN_ROWS]
+    result = core.IrisModel(spec).predict(rows)
+    return {
+        "probability_tolerance": GOLDEN_PROBABILITY_TOLERANCE,
+        "rows": [
+            {
+                "input": row,
+                "label": prediction["label"],
+                "probabilities": [round(float(p), GOLDEN_DECIMALS) for p in prediction["probabilities"]],
+            }
+            for row, prediction in zip(rows, result["predictions"])
+        ],
+        "source": "{} rows {}".format(DATA_SOURCE, list(GOLDEN_ROWS)),
+    }
+
+
 # -- packaging -------------------------------------------------------------------------------
 
 
@@ -258,6 +285,7 @@ def build(root):
         outputs[artifact] = tarball
         releases[version] = {
             "artifact": artifact,
+            "golden": golden_set(core, spec, data),
             "metrics": metrics,
             "sha256": hashlib.sha256(tarball).hexdigest(),
             "trained_with": {

@@ -208,7 +208,9 @@ def _runtime_files(args: ModelServerArgs) -> dict[str, str]:
         "name": args.model_name,
         "implementation": RUNTIME_CLASS,
         "parameters": {
-            "uri": f"{MODEL_REPOSITORY}/{args.model_name}/artifact",
+            # Relative: MLServer resolves it against the folder holding model-settings.json (the init
+            # container unpacks the artifact next to it), so the file does not depend on the mount path.
+            "uri": "./artifact",
             "version": args.model_version,
             "extra": {"core_module": args.core_module},
         },

@@ -99,7 +99,7 @@ def test_manifest_schema():
     assert {"1.0.0", "1.1.0"} <= set(entry["releases"])
     assert "digest" in entry["notes"]
     for version, rel in entry["releases"].items():
-        assert set(rel) == {"artifact", "sha256", "trained_with", "metrics"}
+        assert set(rel) == {"artifact", "golden", "sha256", "trained_with", "metrics"}
         assert rel["artifact"] == "{}/{}/model.tar.gz".format(MODEL, version)
         assert re.fullmatch(r"[0-9a-f]{64}", rel["sha256"])
         assert rel["trained_with"]["data"] == "sklearn.datasets.load_iris"
@@ -267,6 +267,19 @@ def test_core_is_usable_without_the_sagemaker_handlers(served, iris):
     assert proba.shape == (150, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
     assert np.mean(proba.argmax(axis=1) == iris.target) >= 0.9
+
+
+def test_golden_set_is_what_the_shipped_code_answers(served, iris):
+    version, module, model, _ = served
+    pinned = release(version)["golden"]
+    assert pinned["source"] == "sklearn.datasets.load_iris rows [0, 50, 100, 145, 77, 106, 133]"
+    rows = [r["input"] for r in pinned["rows"]]
+    assert rows == [iris.data[i].tolist() for i in (0, 50, 100, 145, 77, 106, 133)]
+    answer = invoke(module, model, json.dumps({"instances": rows}), "application/json")
+    for row, got in zip(pinned["rows"], answer["predictions"]):
+        assert got["label"] == row["label"]
+        np.testing.assert_allclose(got["probabilities"], row["probabilities"], rtol=0,
+                                   atol=pinned["probability_tolerance"])
 
 
 # -- releases differ ----------------------------------------------------------------------

@@ -9,8 +9,10 @@ comes from the verified artifact: its framework-free core module (``code/<core_m
 
 Open Inference Protocol (V2) contract:
   request   one input tensor, shape [n, n_features], FP32/FP64/INT
-  response  "label" BYTES [n] and "probabilities" FP64 [n, n_classes]; model_version = the artifact's
-Bad input is answered with HTTP 400 (InferenceError) and a message naming the problem.
+  response  "label" BYTES [n, 1] and "probabilities" FP64 [n, n_classes]; model_version = the artifact's
+Bad input (wrong number of features, non-numeric data, a shape that does not match the data, not exactly one
+input) is answered with HTTP 400 (InferenceError) and a message naming the problem. (A request that is not a V2
+request at all, e.g. an empty body, is refused by MLServer itself before it reaches the runtime: HTTP 422.)
 """
 
 import importlib.util
@@ -65,7 +67,12 @@ class LastmileRuntime(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         if len(payload.inputs) != 1:
             raise InferenceError("expected exactly one input tensor, got {}".format(len(payload.inputs)))
-        rows = NumpyCodec.decode_input(payload.inputs[0])
+        tensor = payload.inputs[0]
+        try:
+            rows = NumpyCodec.decode_input(tensor)
+        except (ValueError, TypeError) as error:  # e.g. a shape that does not match the data's length
+            raise InferenceError("input tensor {!r} (datatype {}, shape {}) cannot be decoded: {}".format(
+                tensor.name, tensor.datatype, list(tensor.shape), error))
         try:
             result = self._model.predict(rows)
         except ValueError as error:

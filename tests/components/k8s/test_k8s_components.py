@@ -174,6 +174,8 @@ def test_model_server_fetches_verifies_and_serves_read_only(mock_run):
     assert settings["implementation"] == "lastmile_runtime.LastmileRuntime"
     assert settings["parameters"]["version"] == "1.0.0"
     assert settings["parameters"]["extra"] == {"core_module": "iris_model"}
+    # relative to model-settings.json, where the init container unpacks the artifact (see tests/serving)
+    assert settings["parameters"]["uri"] == "./artifact"
     assert "def signed_headers" in runtime["data"]["fetch_artifact.py"]
 
 
