@@ -18,7 +18,7 @@ def run() -> dict[str, Any]:
     """
     settings = load_settings()
     builder = importlib.import_module(f"infra.topologies.{settings.topology.value}")
-    outputs = builder.build(settings)
+    outputs = {**builder.build(settings), "environment": settings.environment.value}  # policy rules read it
     for key, value in sorted(outputs.items()):
         pulumi.export(key, value)
     return outputs

@@ -31,6 +31,7 @@ VERB_MODULES: tuple[str, ...] = (
     "lastmile.plandiff",
     "lastmile.promote",
     "lastmile.verify",
+    "lastmile.golden",
     "lastmile.engine",
 )
 

@@ -49,7 +49,7 @@ def test_team_stack_state_in_s3_and_secrets_under_kms_hold_no_plaintext(make_che
     kms.create_alias(AliasName="alias/lastmile-dev", TargetKeyId=key_id)
 
     checkout = make_checkout("team-backend")
-    local = yaml.safe_load(checkout.stack_file("onprem-local").read_text())
+    local = yaml.safe_load(checkout.stack_file("onprem-gitops").read_text())
     config = {k: v for k, v in local["config"].items() if not (isinstance(v, dict) and "secure" in v)}
     config["lastmile:onprem"] = {**config["lastmile:onprem"], "namespace": "lastmile-dev",
                                  "render_directory": "rendered/onprem-dev"}

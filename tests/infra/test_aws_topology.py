@@ -60,7 +60,7 @@ POLICY_DOCUMENTS = {KEY: "policy", ROLE: "assumeRolePolicy", ROLE_POLICY: "polic
 # Logical names: the stack key (EncryptionKey) and, with lastmile:observability, the alert topic's own key.
 STACK_KEY, ALERT_KEY = "encryption-key", "monitoring-alerts-key"
 EXECUTION_ROLE, MONITORING_ROLE = "execution-role", "monitoring-role"
-OUTPUTS = {"endpoint_name", "endpoint_config_name", "variant_name", "model_names", "region", "model_version",
+OUTPUTS = {"environment", "endpoint_name", "endpoint_config_name", "variant_name", "model_names", "region", "model_version",
            "model_sha256", "artifact_bucket", "kms_key_arn", "rollback_alarm_names"}
 MONITORING_OUTPUTS = {"alert_topic_arn", "monitoring_schedule_name", "monitoring_alarm_names", "dashboard_name"}
 # AWS authorizes these only on Resource "*" (no resource-level permissions).

@@ -91,7 +91,7 @@ SEVERITIES = ["MUTE", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 OPEN = ("0.0.0.0/0", "::/0")
 # The lastmile.verify contract (shared with the aws stacks), the on-prem half's outputs, the traffic policy.
 OUTPUTS = {
-    "endpoint_name", "endpoint_config_name", "variant_name", "model_names", "region", "model_version",
+    "environment", "endpoint_name", "endpoint_config_name", "variant_name", "model_names", "region", "model_version",
     "model_sha256", "artifact_bucket", "kms_key_arn", "rollback_alarm_names",
     "active_slot", "active_release", "slots", "namespace", "stable_service", "deployer_role", "preview_service",
     "traffic_primary", "traffic_failover", "onprem_service_url", "sagemaker_endpoint_name",

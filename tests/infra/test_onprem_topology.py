@@ -173,11 +173,17 @@ def test_prod_survives_a_node_loss_and_spreads(stack_graph):
     assert quota["pods"] == str(2 * (6 + 1))  # two slots at max_count 6 plus one surge pod each
 
 
-def test_the_local_default_stack_needs_no_cluster(stack_graph):
-    config = stack_config("onprem-local")
-    assert "lastmile:kubeconfig" not in config
-    assert config["lastmile:onprem"]["render_directory"] == "rendered/onprem-local"
-    assert stack_graph("onprem-local").outputs["render_directory"] == "rendered/onprem-local"
+def test_the_local_stacks_need_no_cloud_and_no_ambient_kubeconfig(stack_graph):
+    """onprem-local deploys to the local cluster through its project kubeconfig file; onprem-gitops renders."""
+    local = stack_config("onprem-local")
+    assert "lastmile:kubeconfig" not in local and "render_directory" not in local["lastmile:onprem"]
+    assert local["lastmile:onprem"]["kubeconfig_file"] == ".lastmile/cluster/kubeconfig"
+    provider = stack_graph("onprem-local").one("pulumi:providers:kubernetes").inputs
+    assert provider["kubeconfig"] == "../.lastmile/cluster/kubeconfig" and "renderYamlToDirectory" not in provider
+    gitops = stack_config("onprem-gitops")
+    assert "lastmile:kubeconfig" not in gitops
+    assert gitops["lastmile:onprem"]["render_directory"] == "rendered/onprem-gitops"
+    assert stack_graph("onprem-gitops").outputs["render_directory"] == "rendered/onprem-gitops"
 
 
 # -- blue/green ------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""onprem-local through the real Pulumi engine, as a user runs it: `lastmile up`, a no-op preview, a
+"""The engine on a render-mode stack (onprem-gitops), as a user runs it: `lastmile up`, a no-op preview, a
 blue/green flip whose preview diff names exactly the stable Service's selector (and the outputs), the
 up that moves it, destroy; secrets stay ciphertext; a bad stack config stops before the engine.
 
-The stack is in render mode: the Kubernetes provider writes the manifests into rendered/onprem-local of
+The stack is in render mode: the Kubernetes provider writes the manifests into rendered/onprem-gitops of
 the checkout, which is what these tests read back.
 """
 
@@ -21,7 +21,7 @@ import yaml
 
 pytestmark = pytest.mark.engine
 
-STACK = "onprem-local"
+STACK = "onprem-gitops"
 SLOT_LABEL = "lastmile.dev/slot"
 
 
@@ -56,7 +56,7 @@ def _ok(result: Any) -> str:
 
 @pytest.fixture(scope="module")
 def deployed(make_checkout) :
-    checkout = make_checkout("onprem-local")
+    checkout = make_checkout("onprem-gitops")
     _ok(checkout.lastmile("up", STACK))
     return checkout
 
@@ -77,7 +77,7 @@ def test_a_second_preview_reports_no_changes(deployed) -> None:
 def test_outputs_name_the_active_slot_and_mask_secrets(deployed) -> None:
     outputs = json.loads(_ok(deployed.lastmile("outputs", STACK)))
     assert outputs["active_slot"] == "green"
-    assert outputs["render_directory"] == "rendered/onprem-local"
+    assert outputs["render_directory"] == "rendered/onprem-gitops"
 
 
 def test_secrets_are_ciphertext_in_the_stack_file_and_absent_from_state(deployed) -> None:
@@ -137,7 +137,7 @@ def test_unknown_stack_is_refused_naming_the_stacks(make_checkout) -> None:
     checkout = make_checkout("unknown-stack")
     result = checkout.lastmile("up", "onprem-nowhere")
     assert result.returncode == 2
-    assert "onprem-nowhere" in result.stderr and "onprem-local" in result.stderr and "Traceback" not in result.stderr
+    assert "onprem-nowhere" in result.stderr and "onprem-gitops" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_preview_against_a_base_revision_shows_the_engines_diff_of_a_pull_request(make_checkout) -> None:
