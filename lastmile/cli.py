@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lastmile import manifests
+from lastmile import cluster, manifests
 from infra.settings.loader import ConfigError
 from lastmile.synthesis import REPO_ROOT, list_stacks, synthesize
 
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("stack")
     render.add_argument("--out", help="output directory (default rendered/<stack>-offline)")
     render.set_defaults(func=_render)
+    cluster.register(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 
