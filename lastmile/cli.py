@@ -33,6 +33,7 @@ VERB_MODULES: tuple[str, ...] = (
     "lastmile.verify",
     "lastmile.golden",
     "lastmile.engine",
+    "lastmile.cluster",
 )
 
 

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# tools/kube/bootstrap.sh: provide a local Kubernetes control plane's two binaries, kube-apiserver and
-# etcd, on a machine that reaches only the package registries (REFERENCE.md §5, last bullet).
+# tools/kube/bootstrap.sh: provide the binaries of a local Kubernetes cluster -- etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler and kwok (fake nodes and pod lifecycle) -- on a machine that
+# reaches only the package registries.
 #
 #   tools/kube/bootstrap.sh          ensure the binaries, print their bin directory on stdout
 #   tools/kube/bootstrap.sh --help   this text
 #
-# Both are built from the Go module proxy through the wrapper modules beside this script, which
+# All are built from the Go module proxy through the wrapper modules beside this script, which
 # are the single source of the versions (tidied go.mod + go.sum, so every dependency is pinned by hash):
-#   kube-apiserver  k8s.io/kubernetes (cmd/kube-apiserver), tools/kube/apiserver/go.mod; its staging
+#   kube-apiserver, kube-controller-manager, kube-scheduler
+#                   k8s.io/kubernetes (cmd/kube-*), tools/kube/apiserver/go.mod; its staging
 #                   modules (k8s.io/api, apimachinery, apiserver, client-go, ...) are pinned there to the
 #                   matching v0.<minor>.<patch> release, since kubernetes' own go.mod points them at
 #                   ./staging/src, which a dependency cannot do
 #   etcd            go.etcd.io/etcd/server/v3 (its root package is etcd's main), tools/kube/etcd/go.mod
-# and cached by version in ${LASTMILE_KUBE_HOME:-$HOME/.cache/lastmile/kube}/kube-v<V>-etcd-v<V>/bin.
+#   kwok            sigs.k8s.io/kwok (cmd/kwok), tools/kube/kwok/go.mod
+# and cached by version in ${LASTMILE_KUBE_HOME:-$HOME/.cache/lastmile/kube}/kube-v<V>-etcd-v<V>-kwok-v<V>/bin.
 # A cache whose BUILDINFO was built from other wrapper files is rebuilt.
 #
 # Only the bin directory goes to stdout; everything else goes to stderr. Exit 1, naming the module,
@@ -25,8 +28,11 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$SCRIPT_DIR/../lib/cached_build.sh"
 APISERVER_WRAPPER="$SCRIPT_DIR/apiserver"
 ETCD_WRAPPER="$SCRIPT_DIR/etcd"
+KWOK_WRAPPER="$SCRIPT_DIR/kwok"
 KUBE_MOD=k8s.io/kubernetes
 ETCD_MOD=go.etcd.io/etcd/server/v3
+KWOK_MOD=sigs.k8s.io/kwok
+KUBE_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler)
 ETCD_MIN_VERSION=3.5.13 # older 3.5 releases lack fixes the 1.33 apiserver relies on (REFERENCE.md §5)
 
 log() { printf 'kube/bootstrap: %s\n' "$*" >&2; }
@@ -51,19 +57,26 @@ KUBE_VERSION="$(required_version "$APISERVER_WRAPPER/go.mod" "$KUBE_MOD")" ||
 	die "$APISERVER_WRAPPER/go.mod does not require $KUBE_MOD"
 ETCD_VERSION="$(required_version "$ETCD_WRAPPER/go.mod" "$ETCD_MOD")" ||
 	die "$ETCD_WRAPPER/go.mod does not require $ETCD_MOD"
+KWOK_VERSION="$(required_version "$KWOK_WRAPPER/go.mod" "$KWOK_MOD")" ||
+	die "$KWOK_WRAPPER/go.mod does not require $KWOK_MOD"
 KUBE_HOME="${LASTMILE_KUBE_HOME:-$HOME/.cache/lastmile/kube}"
-NAME="kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
+NAME="kube-${KUBE_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}"
 DEST="$KUBE_HOME/$NAME"
 BIN="$DEST/bin"
 
 # Hash of what decides the build: the wrapper modules (versions and dependency hashes).
 wrappers_hash() {
-	cat "$APISERVER_WRAPPER/go.mod" "$APISERVER_WRAPPER/go.sum" "$ETCD_WRAPPER/go.mod" "$ETCD_WRAPPER/go.sum" |
+	cat "$APISERVER_WRAPPER/go.mod" "$APISERVER_WRAPPER/go.sum" "$ETCD_WRAPPER/go.mod" "$ETCD_WRAPPER/go.sum" \
+		"$KWOK_WRAPPER/go.mod" "$KWOK_WRAPPER/go.sum" |
 		sha256sum | cut -c1-16
 }
 
 cache_complete() {
-	[[ -x "$BIN/kube-apiserver" && -x "$BIN/etcd" && -f "$DEST/BUILDINFO" ]] || return 1
+	local bin
+	for bin in "${KUBE_COMPONENTS[@]}" etcd kwok; do
+		[[ -x "$BIN/$bin" ]] || return 1
+	done
+	[[ -f "$DEST/BUILDINFO" ]] || return 1
 	grep -qx "wrappers=$(wrappers_hash)" "$DEST/BUILDINFO"
 }
 
@@ -74,7 +87,7 @@ setup_go_env() {
 	local go want
 	if command -v go >/dev/null 2>&1; then go="$(command -v go)"
 	elif [[ -x /usr/local/go/bin/go ]]; then go=/usr/local/go/bin/go
-	else die "the Go toolchain is missing (no 'go' on PATH nor /usr/local/go/bin/go); install Go >= 1.26 to build kube-apiserver and etcd"
+	else die "the Go toolchain is missing (no 'go' on PATH nor /usr/local/go/bin/go); install Go >= 1.26 to build kube-apiserver, etcd and kwok"
 	fi
 	PATH="$(dirname "$go"):$PATH"
 	export PATH
@@ -85,11 +98,11 @@ setup_go_env() {
 	export CGO_ENABLED="${LASTMILE_KUBE_CGO:-0}"
 	GO_LOCAL_VERSION="$(go env GOVERSION)"
 	GO_LOCAL_VERSION="${GO_LOCAL_VERSION#go}"
-	for want in "$APISERVER_WRAPPER/go.mod" "$ETCD_WRAPPER/go.mod"; do
+	for want in "$APISERVER_WRAPPER/go.mod" "$ETCD_WRAPPER/go.mod" "$KWOK_WRAPPER/go.mod"; do
 		want="$(go mod edit -json "$want" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("Go") or "0")')"
 		version_ge "$GO_LOCAL_VERSION" "$want" || die "Go $GO_LOCAL_VERSION is too old: the wrappers in $SCRIPT_DIR need go >= $want"
 	done
-	[[ "$(go env GOPROXY)" != "off" ]] || die "GOPROXY=off: the Go module proxy is needed to build kube-apiserver and etcd"
+	[[ "$(go env GOPROXY)" != "off" ]] || die "GOPROXY=off: the Go module proxy is needed to build kube-apiserver, etcd and kwok"
 	log "using $(go version) ($(command -v go)), GOPROXY=$(go env GOPROXY), GOSUMDB=$(go env GOSUMDB), CGO_ENABLED=$CGO_ENABLED"
 }
 
@@ -163,16 +176,18 @@ for r in upstream.get("Replace") or []:
 
 # ---- the builds ------------------------------------------------------------------------------------
 
-# Checks every module before anything is compiled: both main modules (reporting both when both are
-# refused), the staging pins, then every dependency of both wrappers.
+# Checks every module before anything is compiled: the three main modules (reporting all that are
+# refused), the staging pins, then every dependency of the three wrappers.
 preflight() {
 	local line failed=0
-	mkdir -p "$STAGE/src/apiserver" "$STAGE/src/etcd"
+	mkdir -p "$STAGE/src/apiserver" "$STAGE/src/etcd" "$STAGE/src/kwok"
 	cp "$APISERVER_WRAPPER/go.mod" "$APISERVER_WRAPPER/go.sum" "$STAGE/src/apiserver/"
 	cp "$ETCD_WRAPPER/go.mod" "$ETCD_WRAPPER/go.sum" "$STAGE/src/etcd/"
+	cp "$KWOK_WRAPPER/go.mod" "$KWOK_WRAPPER/go.sum" "$STAGE/src/kwok/"
 	version_ge "${ETCD_VERSION#v}" "$ETCD_MIN_VERSION" ||
 		die "etcd $ETCD_VERSION pinned in $ETCD_WRAPPER/go.mod is older than $ETCD_MIN_VERSION"
 	module_paths "$STAGE/src/etcd" "$ETCD_MOD@$ETCD_VERSION" >/dev/null || failed=1
+	module_paths "$STAGE/src/kwok" "$KWOK_MOD@$KWOK_VERSION" >/dev/null || failed=1
 	if line="$(module_paths "$STAGE/src/apiserver" "$KUBE_MOD@$KUBE_VERSION")"; then
 		IFS=$'\t' read -r _ KUBE_GOMOD KUBE_INFO <<<"$line"
 	else
@@ -180,9 +195,10 @@ preflight() {
 	fi
 	[[ "$failed" == 0 ]] || exit 1
 	check_staging_pins "$KUBE_GOMOD"
-	log "downloading the modules of $ETCD_MOD@$ETCD_VERSION and $KUBE_MOD@$KUBE_VERSION"
+	log "downloading the modules of $ETCD_MOD@$ETCD_VERSION, $KUBE_MOD@$KUBE_VERSION and $KWOK_MOD@$KWOK_VERSION"
 	download_modules "$STAGE/src/etcd"
 	download_modules "$STAGE/src/apiserver"
+	download_modules "$STAGE/src/kwok"
 }
 
 build_etcd() {
@@ -193,8 +209,9 @@ build_etcd() {
 	[[ "$got" == "etcd Version: ${ETCD_VERSION#v}" ]] || die "the built etcd reports '$got', expected 'etcd Version: ${ETCD_VERSION#v}'"
 }
 
-build_apiserver() {
-	local build_date minor ver_flags pkg got
+# kube-apiserver, kube-controller-manager and kube-scheduler, with the same version stamp.
+build_kube_components() {
+	local build_date minor ver_flags pkg got component
 	# The version the server reports (/version, kubectl version) and derives its binary version from;
 	# what hack/lib/version.sh sets. The build date is the release's commit time: reproducible.
 	build_date="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("Time",""))' "$KUBE_INFO")"
@@ -205,16 +222,28 @@ build_apiserver() {
 		ver_flags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
 		ver_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 	done
-	log "building kube-apiserver $KUBE_VERSION ($KUBE_MOD/cmd/kube-apiserver)"
-	(cd "$STAGE/src/apiserver" && go build -trimpath -ldflags "-s -w$ver_flags" \
-		-o "$STAGE_BIN/kube-apiserver" "$KUBE_MOD/cmd/kube-apiserver") >&2
-	got="$("$STAGE_BIN/kube-apiserver" --version 2>&1 || true)"
-	[[ "$got" == "Kubernetes $KUBE_VERSION" ]] || die "the built kube-apiserver reports '$got', expected 'Kubernetes $KUBE_VERSION'"
+	for component in "${KUBE_COMPONENTS[@]}"; do
+		log "building $component $KUBE_VERSION ($KUBE_MOD/cmd/$component)"
+		(cd "$STAGE/src/apiserver" && go build -trimpath -ldflags "-s -w$ver_flags" \
+			-o "$STAGE_BIN/$component" "$KUBE_MOD/cmd/$component") >&2
+		got="$("$STAGE_BIN/$component" --version 2>&1 || true)"
+		[[ "$got" == "Kubernetes $KUBE_VERSION" ]] || die "the built $component reports '$got', expected 'Kubernetes $KUBE_VERSION'"
+	done
+}
+
+build_kwok() {
+	local got
+	log "building kwok $KWOK_VERSION ($KWOK_MOD/cmd/kwok)"
+	(cd "$STAGE/src/kwok" && go build -trimpath \
+		-ldflags "-s -w -X $KWOK_MOD/pkg/consts.Version=${KWOK_VERSION#v}" \
+		-o "$STAGE_BIN/kwok" "$KWOK_MOD/cmd/kwok") >&2
+	got="$("$STAGE_BIN/kwok" --version 2>&1 || true)"
+	[[ "$got" == *"${KWOK_VERSION#v}"* ]] || die "the built kwok reports '$got', expected version ${KWOK_VERSION#v}"
 }
 
 build_all() {
 	staged_build "$KUBE_HOME" "$NAME" "$DEST" cache_complete build_stage
-	log "kube-apiserver $KUBE_VERSION and etcd $ETCD_VERSION ready in $BIN"
+	log "${KUBE_COMPONENTS[*]} $KUBE_VERSION, etcd $ETCD_VERSION and kwok $KWOK_VERSION ready in $BIN"
 }
 
 # Fills $STAGE/$NAME (see staged_build in tools/lib/cached_build.sh).
@@ -223,10 +252,14 @@ build_stage() {
 	log "building into $STAGE"
 	preflight
 	build_etcd
-	build_apiserver
+	build_kube_components
+	build_kwok
 	{
 		echo "kube-apiserver=$KUBE_MOD@$KUBE_VERSION"
+		echo "kube-controller-manager=$KUBE_MOD@$KUBE_VERSION"
+		echo "kube-scheduler=$KUBE_MOD@$KUBE_VERSION"
 		echo "etcd=$ETCD_MOD@$ETCD_VERSION"
+		echo "kwok=$KWOK_MOD@$KWOK_VERSION"
 		echo "go=$(go env GOVERSION) CGO_ENABLED=$CGO_ENABLED GOSUMDB=$(go env GOSUMDB)"
 		echo "wrappers=$(wrappers_hash)"
 		echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -237,7 +270,7 @@ main() {
 	case "${1:-bin}" in
 	bin) ;;
 	-h | --help)
-		sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		return 0
 		;;
 	*) die "unknown argument '$1' (expected: bin, --help)" ;;
