@@ -146,12 +146,24 @@ AWS_PLUGIN_VERSION = "7.51.1"  # pulumi-aws==7.51.1 in requirements.txt
 
 
 def check_cluster(settings: Any, root: Path = REPO_ROOT) -> None:
-    """A stack on the local cluster needs it running: its kubeconfig file exists only while it does."""
+    """A stack on the local cluster needs it running; any other kubeconfig file must at least exist."""
     kubeconfig_file = settings.onprem.kubeconfig_file if settings.onprem is not None else None
-    if kubeconfig_file is not None and not (root / kubeconfig_file).is_file():
-        raise EngineUnavailable(
-            f"stack {settings.stack!r} deploys to the cluster of {kubeconfig_file}, which does not exist: the local "
-            "cluster is not up. Start it with `lastmile cluster up` (or `make up`, which does both).")
+    if kubeconfig_file is None:
+        return
+    from lastmile import cluster
+
+    path = (root / kubeconfig_file).resolve()
+    workdir = cluster.DEFAULT_WORKDIR.resolve()
+    if path.parent == workdir:
+        states = cluster.status(workdir) or []
+        if not states or not all(state.healthy for state in states):
+            raise EngineUnavailable(
+                f"stack {settings.stack!r} deploys to the local cluster ({kubeconfig_file}), which is not running. "
+                "Start it with `lastmile cluster up` (or `make up`, which does both); `lastmile cluster status` "
+                "shows each process.")
+    elif not path.is_file():
+        raise EngineUnavailable(f"stack {settings.stack!r} reads its kubeconfig from {kubeconfig_file}, which does "
+                                "not exist")
 
 
 def check_plugins(settings: Any, pulumi_home: Path) -> None:

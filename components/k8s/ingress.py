@@ -52,6 +52,10 @@ class TlsIngressArgs:
     """Secret Output: PEM certificate chain covering ``host``."""
     tls_private_key_pem: pulumi.Input[str]
     """Secret Output: PEM private key of that certificate."""
+    wait_for_address: bool = True
+    """`pulumi up` waits until the controller publishes the Ingress's address (.status.loadBalancer).
+    False for controllers that never publish one (NodePort or hostNetwork setups) and for clusters
+    without a controller, where the wait could only time out; the Ingress is still created and checked."""
 
     def __post_init__(self) -> None:
         labels = self.host.split(".")
@@ -83,6 +87,8 @@ class TlsIngress(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         annotations = dict(HTTPS_ONLY_ANNOTATIONS[args.controller])
+        if not args.wait_for_address:
+            annotations["pulumi.com/skipAwait"] = "true"
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels, annotations=annotations),

@@ -26,6 +26,7 @@ Shape (every field below; omitted fields take the default shown)::
         controller: nginx                    # nginx | traefik
         allowed_source_namespaces: [ingress-nginx]
         allowed_source_cidrs: []
+        wait_for_address: true               # false: the controller never publishes an address
       model_store:
         endpoint: https://minio.example.internal:9000   # required, https only
         bucket: lastmile-models                          # required
@@ -91,6 +92,12 @@ class Ingress(Strict):
     )
     allowed_source_cidrs: list[str] = Field(
         default=[], description="Extra source networks allowed to reach the model servers. Omitted: none."
+    )
+    wait_for_address: bool = Field(
+        default=True,
+        description="`pulumi up` waits until the ingress controller publishes the Ingress's address. false: for "
+        "controllers that never publish one (NodePort/hostNetwork) and clusters without a controller (the local "
+        "cluster). Omitted: wait.",
     )
 
 

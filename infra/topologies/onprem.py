@@ -170,6 +170,7 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
         service_port=router.port,
         tls_certificate_pem=settings.secrets["tls_certificate"],
         tls_private_key_pem=settings.secrets["tls_private_key"],
+        wait_for_address=onprem.ingress.wait_for_address,
     ), opts=opts)
     outputs: dict[str, Any] = {
         "active_slot": serving.active_slot.value,

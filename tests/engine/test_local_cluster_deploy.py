@@ -1,0 +1,182 @@
+"""onprem-local on the local Kubernetes cluster through the real engine, as a user runs it.
+
+One cluster (etcd, control plane, kwok nodes) in a repository copy for the module; `lastmile up` there:
+both slots' pods Running/Ready; the stable Service's EndpointSlices list only the active slot's pods;
+a flip moves them to the other slot's; a release that never becomes ready fails the up at the
+Deployment's await and traffic stays on the old slot; rolling back is one line; the RBAC and Pod
+Security checks hold on what the engine applied; destroy removes the namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from lastmile import cluster as cluster_module
+
+pytestmark = [pytest.mark.engine, pytest.mark.kube]
+
+STACK = "onprem-local"
+NAMESPACE = "lastmile-local"
+SLOT_LABEL = "lastmile.dev/slot"
+NEVER_READY_IMAGE = "docker.io/seldonio/mlserver@" + cluster_module.NEVER_READY_DIGEST
+
+
+class Live:
+    def __init__(self, checkout: Any, cluster: Any) -> None:
+        self.checkout = checkout
+        self.cluster = cluster
+
+    def kubectl(self, *args: str) -> Any:
+        result = subprocess.run(["kubectl", "--kubeconfig", str(self.cluster.kubeconfig_path), *args],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout) if "-o" in args and "json" in args else result.stdout
+
+    def pods(self) -> list[dict[str, Any]]:
+        return self.kubectl("-n", NAMESPACE, "get", "pods", "-o", "json")["items"]
+
+    def stable_endpoint_ips(self) -> set[str]:
+        """Ready addresses of the stable Service's EndpointSlices."""
+        services = self.kubectl("-n", NAMESPACE, "get", "svc", "-o", "json")["items"]
+        stable = next(s["metadata"]["name"] for s in services if s["metadata"]["name"].startswith("iris-classifier-router-stable"))
+        slices = self.kubectl("-n", NAMESPACE, "get", "endpointslices", "-l", f"kubernetes.io/service-name={stable}",
+                              "-o", "json")["items"]
+        return {address for s in slices for e in (s.get("endpoints") or [])
+                if (e.get("conditions") or {}).get("ready") for address in e["addresses"]}
+
+    def slot_ips(self, slot: str, *, ready: bool = True) -> set[str]:
+        return {p["status"]["podIP"] for p in self.pods()
+                if p["metadata"]["labels"].get(SLOT_LABEL) == slot and p["status"].get("podIP")
+                and _ready(p) == ready}
+
+    def edit_stack(self, pattern: str, replacement: str) -> None:
+        path = self.checkout.stack_file(STACK)
+        text = path.read_text()
+        changed = re.sub(pattern, replacement, text, flags=re.M)
+        assert changed != text, pattern
+        path.write_text(changed)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def _until(probe: Any, timeout_seconds: float = 60) -> Any:
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def live(make_checkout):
+    checkout = make_checkout("local-cluster")
+    with cluster_module.local_cluster(checkout.root / ".lastmile" / "cluster") as cluster:
+        yield Live(checkout, cluster)
+
+
+def _ok(result: Any) -> None:
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
+
+
+def test_up_waits_for_both_slots_and_the_stable_service_selects_only_the_active_one(live) -> None:
+    _ok(live.checkout.lastmile("up", STACK))
+    deployments = live.kubectl("-n", NAMESPACE, "get", "deploy", "-o", "json")["items"]
+    assert len(deployments) == 2
+    for deployment in deployments:  # the engine returned only after the Deployments were available
+        status = deployment["status"]
+        assert status.get("availableReplicas") == deployment["spec"]["replicas"], deployment["metadata"]["name"]
+    pods = live.pods()
+    assert pods and all(p["status"]["phase"] == "Running" and _ready(p) for p in pods)
+    green, blue = live.slot_ips("green"), live.slot_ips("blue")
+    assert green and blue
+    assert _until(lambda: live.stable_endpoint_ips() == green)
+    assert json.loads(live.checkout.lastmile("outputs", STACK).stdout)["active_slot"] == "green"
+    no_op = live.checkout.lastmile("preview", STACK)
+    assert no_op.returncode == 0 and "no changes" in no_op.stderr
+
+
+def test_what_the_engine_applied_is_restricted_and_least_privilege(live) -> None:
+    namespace = live.kubectl("get", "namespace", NAMESPACE, "-o", "json")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for pod in live.pods():
+        spec = pod["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+            assert context["readOnlyRootFilesystem"] is True and "@sha256:" in container["image"]
+    group = "lastmile-deployers"
+    for verb, resource, allowed in (("get", "secrets", "no"), ("create", "pods/exec", "no"), ("escalate", "roles", "no"),
+                                    ("bind", "roles", "no"), ("list", "deployments.apps", "yes"),
+                                    ("patch", "services", "yes"), ("get", "deployments.apps", "yes")):
+        answer = subprocess.run(["kubectl", "--kubeconfig", str(live.cluster.kubeconfig_path), "auth", "can-i", verb,
+                                 resource, "-n", NAMESPACE, "--as", "ci-runner", "--as-group", group],
+                                capture_output=True, text=True, timeout=60, check=False).stdout.strip()
+        assert answer == allowed, (verb, resource, answer)
+    other = subprocess.run(["kubectl", "--kubeconfig", str(live.cluster.kubeconfig_path), "auth", "can-i", "list",
+                            "deployments.apps", "-n", "default", "--as", "ci-runner", "--as-group", group],
+                           capture_output=True, text=True, timeout=60, check=False).stdout.strip()
+    assert other == "no"
+
+
+def test_flip_moves_traffic_to_the_other_slot_in_one_up(live) -> None:
+    blue = live.slot_ips("blue")
+    live.edit_stack(r"^(    active_slot: )green$", r"\g<1>blue")
+    _ok(live.checkout.lastmile("up", STACK))
+    assert _until(lambda: live.stable_endpoint_ips() == blue), live.stable_endpoint_ips()
+
+
+def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is_one_line(live) -> None:
+    """The idle slot (green) gets a release whose pods never become Ready and the stack flips to it: the up
+    fails at the Deployment's await, and the stable Service still selects blue's pods afterwards."""
+    blue = live.slot_ips("blue")
+    original = live.checkout.stack_file(STACK).read_text()
+    live.edit_stack(r"^(    ready_timeout_seconds: )\d+$", r"\g<1>60")
+    text = live.checkout.stack_file(STACK).read_text()
+    green_start = text.index("      green:")
+    green_image = re.compile(r"(        image: )\S+")
+    live.checkout.stack_file(STACK).write_text(text[:green_start] + green_image.sub(
+        rf"\g<1>{NEVER_READY_IMAGE}", text[green_start:], count=1))
+    live.edit_stack(r"^(    active_slot: )blue$", r"\g<1>green")
+
+    started = time.monotonic()
+    failed = live.checkout.lastmile("up", STACK)
+    assert failed.returncode == 4, failed.stdout[-3000:] + failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    assert time.monotonic() - started < 300
+    assert live.slot_ips("green", ready=False), "the new release's pods run but are not ready"
+    assert live.stable_endpoint_ips() == blue, "traffic stayed on the old slot"
+    services = live.kubectl("-n", NAMESPACE, "get", "svc", "-o", "json")["items"]
+    stable = next(s for s in services if s["metadata"]["name"].startswith("iris-classifier-router-stable"))
+    assert stable["spec"]["selector"][SLOT_LABEL] == "blue"
+
+    live.checkout.stack_file(STACK).write_text(original)  # the rollback: the stack file as it was (active blue)
+    started = time.monotonic()
+    _ok(live.checkout.lastmile("up", STACK))
+    rollback_seconds = time.monotonic() - started
+    assert live.stable_endpoint_ips() == blue and _until(lambda: live.slot_ips("green"))
+    print(f"rollback up took {rollback_seconds:.1f} s")
+
+
+def test_destroy_removes_the_namespace(live) -> None:
+    _ok(live.checkout.lastmile("destroy", STACK))
+    gone = _until(lambda: subprocess.run(["kubectl", "--kubeconfig", str(live.cluster.kubeconfig_path), "get",
+                                          "namespace", NAMESPACE], capture_output=True, text=True,
+                                         check=False).returncode != 0, timeout_seconds=120)
+    assert gone, "the namespace is still there"
+
+
+def test_up_without_the_cluster_says_how_to_start_it(make_checkout) -> None:
+    checkout = make_checkout("no-cluster")
+    result = checkout.lastmile("up", STACK)
+    assert result.returncode == 3 and "lastmile cluster up" in result.stderr and "Traceback" not in result.stderr
