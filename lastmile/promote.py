@@ -456,6 +456,10 @@ def promote(
                              "pass --slot active (default) or a slot that holds a release")
     release = Release.from_mapping(dict(source_serving["slots"][from_slot]), f"{source} {SERVING_KEY}.slots.{from_slot}")
 
+    served = _slot_serving(target_serving["slots"], release)
+    if served is not None:  # the target holds it already: nothing moves, so no evidence is needed
+        return PromotionResult(source, target, served, release, changed=False, diff="",
+                               target_active_slot=str(target_serving["active_slot"]))
     evidence = find_evidence(source, release, records_dir)
     if evidence is None:
         failed = _newest_verification(source, release, records_dir)
@@ -483,9 +487,6 @@ def promote(
     promoted = Release(**{**asdict(release), "image": _target_image(topology, release, source_doc, target_doc)})
     slots = target_serving["slots"]
     active = str(target_serving["active_slot"])
-    served = _slot_serving(slots, promoted)
-    if served is not None:  # the target has it already: the decision is the target's, not the source's
-        return PromotionResult(source, target, served, promoted, changed=False, diff="", target_active_slot=active)
     current = slots.get(to_slot)
     replaced = {f: str(current.get(f)) for f in RELEASE_FIELDS} if current is not None else None
     replaced_words = None
