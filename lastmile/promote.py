@@ -58,7 +58,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
@@ -304,23 +303,14 @@ def _resolve_slot(serving: Any, choice: str) -> str:
     return {"active": active, "idle": _other(active)}.get(choice, choice)
 
 
-def _validate(stack: str, text: str) -> None:
-    """The edited stack file must pass the same config validation as `pulumi up` (pure, no engine)."""
-    from infra.settings.loader import SECRET_KEYS, ConfigError, parse_settings
+def _validate(stack: str, text: str, stacks_dir: Path = STACKS_DIR) -> None:
+    """The edited stack file must pass the same checks as `pulumi up` (the one stack-file reader; pure, no engine)."""
+    from infra.settings.loader import ConfigError
+    from lastmile.stackfile import StackFileError, stack_settings
 
-    config = (yaml.safe_load(text) or {}).get("config") or {}
-    raw, secrets = {}, {}
-    for full_key, value in config.items():
-        if not str(full_key).startswith(f"{NAMESPACE}:"):
-            continue
-        key = str(full_key)[len(NAMESPACE) + 1:]
-        if key in SECRET_KEYS:
-            secrets[key] = "[secret]"
-        else:
-            raw[key] = value
     try:
-        parse_settings(stack, raw, secrets)
-    except ConfigError as error:
+        stack_settings(stack, stacks_dir, text=text)
+    except (ConfigError, StackFileError) as error:
         raise PromotionError(f"the promoted stack file stacks/Pulumi.{stack}.yaml would not deploy",
                              str(error), "fix the source release or the target stack, then promote again") from None
 
@@ -513,7 +503,7 @@ def promote(
     buffer = io.StringIO()
     _yaml().dump(target_doc, buffer)
     new_text = buffer.getvalue()
-    _validate(target, new_text)
+    _validate(target, new_text, stacks_dir)
     diff = "".join(difflib.unified_diff(target_text.splitlines(True), new_text.splitlines(True),
                                         f"a/stacks/Pulumi.{target}.yaml", f"b/stacks/Pulumi.{target}.yaml"))
     if dry_run:
