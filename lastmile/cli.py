@@ -46,13 +46,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OWN_PACKAGES = ("lastmile", "infra", "components", "policy", "model_artifacts")
+
+
+def _missing_dependency(error: ModuleNotFoundError) -> int:
+    if (error.name or "").split(".")[0] in _OWN_PACKAGES:
+        raise error  # a bug in the repository, not a missing install
+    print(f"lastmile: cannot run: the Python package {error.name!r} is not installed for {sys.executable}.\n"
+          "  lastmile runs in the project's virtualenv, which `make setup` (or `make test`) creates in .venv/.\n"
+          "  fix: run `make setup`, then `. .venv/bin/activate` (or call `.venv/bin/lastmile` directly)",
+          file=sys.stderr)
+    return ExitCode.UNAVAILABLE
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as error:
+        return _missing_dependency(error)
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except Refused as refused:
         print(f"lastmile {args.command}: {refused}", file=sys.stderr)
         return ExitCode.REFUSED
+    except ModuleNotFoundError as error:
+        return _missing_dependency(error)
 
 
 if __name__ == "__main__":

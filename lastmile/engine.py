@@ -113,32 +113,16 @@ def engine_bin(env: dict[str, str]) -> Path:
 
 def validate_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> Any:
     """Refuse an unknown stack or a stack file whose config the program would refuse, before the engine."""
-    from infra.settings.loader import SECRET_KEYS, ConfigError, parse_settings
-    from infra.settings.common import NAMESPACE
-    from lastmile.synthesis import list_stacks, read_stack_file
+    from infra.settings.loader import ConfigError
+    from lastmile.stackfile import StackFileError, list_stacks, stack_settings
 
     stacks = list_stacks(stacks_dir)
     if stack not in stacks:
         raise Refused(f"unknown stack {stack!r}: there is no stacks/Pulumi.{stack}.yaml\n"
                       f"  allowed: {', '.join(stacks)}\n  fix: name one of these stacks")
-    stack_file = read_stack_file(stack, stacks_dir, assume_team_secrets=False)
-    raw: dict[str, Any] = {}
-    secrets: dict[str, Any] = {}
-    prefix = f"{NAMESPACE}:"
-    for full_key, value in stack_file.config.items():
-        if not full_key.startswith(prefix):
-            continue
-        key = full_key[len(prefix):]
-        if key in SECRET_KEYS:
-            secrets[key] = "[secret]"
-        else:
-            try:
-                raw[key] = json.loads(value)
-            except json.JSONDecodeError:
-                raw[key] = value
     try:
-        return parse_settings(stack, raw, secrets)
-    except ConfigError as error:
+        return stack_settings(stack, stacks_dir, assume_team_secrets=False)
+    except (ConfigError, StackFileError) as error:
         raise Refused(str(error)) from None
 
 

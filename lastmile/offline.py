@@ -52,36 +52,43 @@ def _synth(args: argparse.Namespace) -> int:
     stacks = _stacks(args)
     if not stacks:
         return ExitCode.REFUSED
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    refused = 0
+    from lastmile.outputs import claim_dir
+
+    out = claim_dir(Path(args.out), option="--out", default=Path(args.out).resolve() == DEFAULT_OUT.resolve())
+    refused, written = 0, []
     for stack in stacks:
         graph = _synthesize(stack, Path(args.stacks_dir))
         if graph is None:
             refused += 1
             continue
-        path = out_dir / f"{stack}.json"
+        path = out.create() / f"{stack}.json"
         path.write_text(graph.dumps())
+        written.append(path)
         print(graph.summary(), end="")
         print(f"graph written to {path}\n")
+    if written:
+        out.commit(written, prune=False)
     return ExitCode.REFUSED if refused else ExitCode.OK
 
 
 def _render(args: argparse.Namespace) -> int:
     from lastmile import manifests
+    from lastmile.outputs import claim_dir
 
+    default = REPO_ROOT / "rendered" / f"{args.stack}-offline"
+    out = claim_dir(Path(args.out or default), option="--out", default=args.out is None)
     graph = _synthesize(args.stack, Path(args.stacks_dir))
     if graph is None:
         return ExitCode.REFUSED
-    out_dir = Path(args.out or REPO_ROOT / "rendered" / f"{args.stack}-offline")
-    for stale in out_dir.glob("*.yaml"):
-        stale.unlink()
-    paths = manifests.write(graph, out_dir)
-    if not paths:
-        print(f"error: stack {args.stack} declares no Kubernetes resources", file=sys.stderr)
+    if not manifests.manifests(graph):
+        print(f"error: stack {args.stack} declares no Kubernetes resources; nothing was written\n"
+              "  fix: render an onprem- or hybrid- stack", file=sys.stderr)
         return ExitCode.REFUSED
+    paths = manifests.write(graph, out.create())
+    stale = out.commit(paths, prune=True)
     print(graph.summary(), end="")
-    print(f"{len(paths)} manifests written to {out_dir} (offline: secret values appear as {manifests.SECRET_MASK!r})")
+    print(f"{len(paths)} manifests written to {out.path} (offline: secret values appear as {manifests.SECRET_MASK!r})"
+          + (f"; removed {len(stale)} it wrote before and no longer renders" if stale else ""))
     return ExitCode.OK
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lastmile.common import REPO_ROOT
+from lastmile.exitcodes import ExitCode
 from policy.rules import METRIC_ALARM, RULES, SM_CONFIG, SM_ENDPOINT, SM_MODEL, environment_of, evaluate
 
 WORKTREE = "worktree"
@@ -128,7 +129,14 @@ def _git(*args: str, repo: Path = REPO_ROOT) -> str:
     try:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
     except subprocess.CalledProcessError as error:
+        if args[:2] == ("rev-parse", "--verify"):
+            rev = args[-1].removesuffix("^{commit}")
+            raise PlanDiffError(f"unknown git revision {rev!r}: it names no commit in this repository\n"
+                                "  allowed: a branch, tag or commit (git log --oneline), or 'worktree' for --head\n"
+                                "  fix: fetch it (git fetch origin) or correct the name") from None
         raise PlanDiffError(f"git {' '.join(args)} failed: {error.stderr.strip()}") from None
+    except OSError as error:
+        raise PlanDiffError(f"git is not available: {error}") from None
 
 
 def _synthesize_tree(tree: Path, stack: str, label: str) -> dict[str, Any] | None:
@@ -552,7 +560,7 @@ def render(base: dict[str, Any] | None, head: dict[str, Any] | None, *, stack: s
 def _label(rev: str) -> str:
     if rev == WORKTREE:
         return WORKTREE
-    return f"{rev} ({_git('rev-parse', '--short=12', rev).strip()})"
+    return f"{rev} ({_git('rev-parse', '--verify', '--short=12', f'{rev}^{{commit}}').strip()})"
 
 
 def _load_graph(path: str) -> dict[str, Any] | None:
@@ -563,12 +571,22 @@ def _load_graph(path: str) -> dict[str, Any] | None:
 def _affected(args: argparse.Namespace) -> int:
     from lastmile.synthesis import list_stacks
 
-    changed = _git("diff", "--name-only", f"{args.base}...{args.head}").split()
+    try:
+        for rev in (args.base, args.head):
+            _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+        changed = _git("diff", "--name-only", f"{args.base}...{args.head}").split()
+    except PlanDiffError as error:
+        print(f"lastmile plan affected: {error}", file=sys.stderr)
+        return ExitCode.REFUSED
     print(json.dumps(affected_stacks(changed, list_stacks())))
-    return 0
+    return ExitCode.OK
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from lastmile.outputs import check_file
+
+    if args.out:
+        check_file(Path(args.out), option="--out", header="<!-- lastmile-plan-diff:")
     try:
         if args.base_graph and args.head_graph:
             base, head = _load_graph(args.base_graph), _load_graph(args.head_graph)
@@ -581,17 +599,18 @@ def _plan(args: argparse.Namespace) -> int:
         else:
             args.parser.error("pass --stack with --base [--head], or --base-graph with --head-graph")
         if base is None and head is None:
-            raise PlanDiffError(f"stack {stack} exists at neither revision")
+            raise PlanDiffError(f"stack {stack} exists at neither revision\n  fix: name a stack of stacks/")
     except (PlanDiffError, OSError, json.JSONDecodeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        print(f"lastmile plan: {error}", file=sys.stderr)
+        return ExitCode.REFUSED
     text = render(base, head, stack=stack, base_label=base_label, head_label=head_label)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
-    return 0
+    changes, _ = diff_graphs(base, head)
+    return ExitCode.FINDINGS if changes else ExitCode.OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:

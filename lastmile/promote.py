@@ -49,6 +49,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -57,11 +58,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from lastmile.common import REPO_ROOT, STACKS_DIR
+from lastmile.exitcodes import ExitCode
 
 RECORDS_DIR = REPO_ROOT / "promotions"
 VERIFICATIONS = "verifications.jsonl"
@@ -114,6 +115,8 @@ class PromotionResult:
     changed: bool
     diff: str
     record: dict[str, Any] | None = field(default=None)
+    target_active_slot: str = ""
+    replaced: str | None = None  # words for the release the promotion overwrote (a staged candidate)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +130,15 @@ def _line_sha256(line: bytes) -> str:
 def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue  # check_chain reports it; evidence is used only after the chain is intact
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def append_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +207,8 @@ def record_verification(
     outcome: str = "verified",
     detail: str | None = None,
     verified_at: datetime | None = None,
+    provenance: str = "manual",
+    ci_run: str | None = None,
     records_dir: Path = RECORDS_DIR,
 ) -> dict[str, Any]:
     """Append the result of a post-deploy check of ``stack`` to promotions/verifications.jsonl.
@@ -203,6 +216,8 @@ def record_verification(
     Call it from ``lastmile.verify`` (SageMaker: ``endpoint_config_name`` the endpoint really runs) or from
     an on-prem smoke/readiness check (``k8s_revision``: the Deployment revision or pod-template hash
     that served the smoke requests). ``outcome="failed"`` revokes earlier evidence for the release.
+    ``provenance``: ``ci`` when a deploy workflow run wrote it (``ci_run`` is that run's URL), ``manual`` when a
+    person typed it; prod accepts only ``ci`` evidence.
     """
     rel = release if isinstance(release, Release) else Release.from_mapping(release, "release")
     if outcome not in OUTCOMES:
@@ -219,6 +234,8 @@ def record_verification(
         "verified_at": _utc(verified_at),
         "verifier": verifier,
         "git_commit": git_commit,
+        "provenance": provenance,
+        "ci_run": ci_run,
     }
     return append_record(records_dir / VERIFICATIONS, record)
 
@@ -284,23 +301,14 @@ def _resolve_slot(serving: Any, choice: str) -> str:
     return {"active": active, "idle": _other(active)}.get(choice, choice)
 
 
-def _validate(stack: str, text: str) -> None:
-    """The edited stack file must pass the same config validation as `pulumi up` (pure, no engine)."""
-    from infra.settings.loader import SECRET_KEYS, ConfigError, parse_settings
+def _validate(stack: str, text: str, stacks_dir: Path = STACKS_DIR) -> None:
+    """The edited stack file must pass the same checks as `pulumi up` (the one stack-file reader; pure, no engine)."""
+    from infra.settings.loader import ConfigError
+    from lastmile.stackfile import StackFileError, stack_settings
 
-    config = (yaml.safe_load(text) or {}).get("config") or {}
-    raw, secrets = {}, {}
-    for full_key, value in config.items():
-        if not str(full_key).startswith(f"{NAMESPACE}:"):
-            continue
-        key = str(full_key)[len(NAMESPACE) + 1:]
-        if key in SECRET_KEYS:
-            secrets[key] = "[secret]"
-        else:
-            raw[key] = value
     try:
-        parse_settings(stack, raw, secrets)
-    except ConfigError as error:
+        stack_settings(stack, stacks_dir, text=text)
+    except (ConfigError, StackFileError) as error:
         raise PromotionError(f"the promoted stack file stacks/Pulumi.{stack}.yaml would not deploy",
                              str(error), "fix the source release or the target stack, then promote again") from None
 
@@ -321,6 +329,42 @@ def _target_image(topology: str, release: Release, source_doc: Any, target_doc: 
                              f"the target stack deploys to {regions[1]}, the source to {regions[0]}",
                              "add the region to model_artifacts/build.py and rebuild the manifest")
     return image
+
+
+def _slot_serving(slots: Any, release: Release) -> str | None:
+    """The target slot that already holds ``release`` (model, version, sha256), if any."""
+    for slot, value in slots.items():
+        if isinstance(value, dict) and all(str(value.get(f)) == getattr(release, f) for f in ("model", "version",
+                                                                                              "sha256")):
+            return str(slot)
+    return None
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in re.split(r"[.-]", version))
+
+
+def _is_rollback(idle: Release, active: Release) -> bool:
+    """The idle slot holds the rollback release when it is not newer than what the active slot serves.
+
+    A newer idle release is a staged candidate that never served (promotion replaces it); an older one (or
+    another model) is what the stack served before, kept so that rollback is one active_slot change.
+    """
+    return idle.model != active.model or _version_key(idle.version) <= _version_key(active.version)
+
+
+def require_intact_records(records_dir: Path) -> None:
+    """Refuse to use the records when a line was edited, removed or reordered (the sha256 chain breaks)."""
+    problems = check_chain(records_dir / VERIFICATIONS) + check_chain(records_dir / PROMOTION_LOG)
+    if records_dir.resolve().is_relative_to(REPO_ROOT.resolve()) and (REPO_ROOT / ".git").exists():
+        # The chain cannot guard its own last line: the committed file must still be a prefix of today's.
+        problems += check_prefix(records_dir / VERIFICATIONS, "HEAD") + check_prefix(records_dir / PROMOTION_LOG, "HEAD")
+    if problems:
+        raise PromotionError("the promotion records are not intact: " + "; ".join(problems),
+                             "evidence is trusted only when each line is chained to the one before it "
+                             "(prev_sha256); a hand-edited line breaks the chain",
+                             "restore the files from git (git checkout -- promotions/) and record again with "
+                             "`lastmile promote record-verification`; `lastmile promote check-log` shows the chain")
 
 
 def _check_command(topology: str, stack: str) -> str:
@@ -357,6 +401,7 @@ def promote(
     now: datetime | None = None,
     commit: str | None = None,
     dry_run: bool = False,
+    overwrite_rollback: bool = False,
     stacks_dir: Path = STACKS_DIR,
     records_dir: Path = RECORDS_DIR,
 ) -> PromotionResult:
@@ -387,6 +432,7 @@ def promote(
                              "a forced promotion is recorded with its written reason for review",
                              f"pass --reason \"<why, at least {MIN_REASON_CHARS} characters>\"")
 
+    require_intact_records(records_dir)
     source_doc, _ = _load(stack_file(stacks_dir, source))
     target_doc, target_text = _load(stack_file(stacks_dir, target))
     source_serving, target_serving = _serving(source_doc, source), _serving(target_doc, target)
@@ -398,6 +444,10 @@ def promote(
                              "pass --slot active (default) or a slot that holds a release")
     release = Release.from_mapping(dict(source_serving["slots"][from_slot]), f"{source} {SERVING_KEY}.slots.{from_slot}")
 
+    served = _slot_serving(target_serving["slots"], release)
+    if served is not None:  # the target holds it already: nothing moves, so no evidence is needed
+        return PromotionResult(source, target, served, release, changed=False, diff="",
+                               target_active_slot=str(target_serving["active_slot"]))
     evidence = find_evidence(source, release, records_dir)
     if evidence is None:
         failed = _newest_verification(source, release, records_dir)
@@ -410,15 +460,36 @@ def promote(
                              f"promote record-verification --stack {source} {_deployment_flag(topology)} "
                              "--verifier <who checked>`; then promote again")
 
+    if target_env == "prod" and evidence.get("provenance") != "ci":
+        raise PromotionError(f"{release.label()} has only manual evidence in {source}; prod needs evidence a "
+                             "deployment workflow recorded",
+                             f"the verification relied on ({evidence['verified_at']}, {evidence['verifier']}) was "
+                             f"typed by hand (provenance {evidence.get('provenance') or 'manual'!r}); a release "
+                             "reaches prod only on evidence the deploy workflow wrote after `lastmile verify` (or "
+                             "the on-prem readiness check) passed",
+                             f"deploy {source} through the deploy workflow, which verifies and records the result; "
+                             "manual evidence cannot be forced into prod")
     to_slot = _resolve_slot(target_serving, into)
     if to_slot not in SLOTS:
         raise PromotionError(f"--into {into}", "allowed: idle, active, blue, green", "pick one of those")
     promoted = Release(**{**asdict(release), "image": _target_image(topology, release, source_doc, target_doc)})
     slots = target_serving["slots"]
+    active = str(target_serving["active_slot"])
     current = slots.get(to_slot)
-    if current is not None and all(str(current.get(f)) == getattr(promoted, f) for f in RELEASE_FIELDS):
-        return PromotionResult(source, target, to_slot, promoted, changed=False, diff="")
     replaced = {f: str(current.get(f)) for f in RELEASE_FIELDS} if current is not None else None
+    replaced_words = None
+    if current is not None and to_slot != active:
+        held = Release.from_mapping(dict(current), f"{target} {SERVING_KEY}.slots.{to_slot}")
+        serving_now = Release.from_mapping(dict(slots[active]), f"{target} {SERVING_KEY}.slots.{active}")
+        if _is_rollback(held, serving_now) and not overwrite_rollback:
+            raise PromotionError(
+                f"promoting into {target} slot {to_slot} would overwrite its rollback release {held.label()}",
+                f"{to_slot} is idle and holds the release {target} served before {serving_now.label()} (slot "
+                f"{active}); once it is overwritten, rolling back means promoting it again",
+                f"first make sure {serving_now.version} is good in {target} (it has served long enough), then pass "
+                "--overwrite-rollback-release to confirm; or promote --into a slot that holds no release")
+        replaced_words = (f"the rollback release {held.label()} (--overwrite-rollback-release)"
+                          if _is_rollback(held, serving_now) else f"the staged candidate {held.label()}, never served")
 
     if current is None:
         entry = CommentedMap((f, getattr(promoted, f)) for f in RELEASE_FIELDS)
@@ -430,14 +501,14 @@ def promote(
     buffer = io.StringIO()
     _yaml().dump(target_doc, buffer)
     new_text = buffer.getvalue()
-    _validate(target, new_text)
+    _validate(target, new_text, stacks_dir)
     diff = "".join(difflib.unified_diff(target_text.splitlines(True), new_text.splitlines(True),
                                         f"a/stacks/Pulumi.{target}.yaml", f"b/stacks/Pulumi.{target}.yaml"))
     if dry_run:
-        return PromotionResult(source, target, to_slot, promoted, changed=True, diff=diff)
+        return PromotionResult(source, target, to_slot, promoted, changed=True, diff=diff, target_active_slot=active,
+                               replaced=replaced_words)
 
     _write_atomic(stack_file(stacks_dir, target), new_text)
-    active = str(target_serving["active_slot"])
     record = append_record(records_dir / PROMOTION_LOG, {
         "promoted_at": _utc(now),
         "topology": topology,
@@ -448,6 +519,7 @@ def promote(
         "target_active_slot": active,
         "release": asdict(promoted),
         "replaced": replaced,
+        "overwrote_rollback_release": bool(replaced_words and overwrite_rollback and "rollback" in replaced_words),
         "evidence": {k: evidence.get(k) for k in ("verified_at", "verifier", "endpoint_config_name", "k8s_revision",
                                                   "git_commit")},
         "skipped": [f"{topology}-{e}" for e in skipped],
@@ -458,10 +530,12 @@ def promote(
         "next_step": (f"serving: a reviewed change of active_slot {active} -> {to_slot}" if to_slot != active
                       else "serving: merging this change rolls the release out"),
     })
-    return PromotionResult(source, target, to_slot, promoted, changed=True, diff=diff, record=record)
+    return PromotionResult(source, target, to_slot, promoted, changed=True, diff=diff, record=record,
+                           target_active_slot=active, replaced=replaced_words)
 
 
 def status(topology: str, stacks_dir: Path = STACKS_DIR, records_dir: Path = RECORDS_DIR) -> list[str]:
+    require_intact_records(records_dir)
     lines = []
     for env in promotion_path(topology, stacks_dir):
         stack = f"{topology}-{env}"
@@ -473,7 +547,8 @@ def status(topology: str, stacks_dir: Path = STACKS_DIR, records_dir: Path = REC
             release = Release.from_mapping(dict(serving["slots"][slot]), f"{stack} slot {slot}")
             evidence = find_evidence(stack, release, records_dir)
             mark = "active" if slot == serving["active_slot"] else "idle"
-            proof = f"verified {evidence['verified_at']} by {evidence['verifier']}" if evidence else "not verified"
+            proof = (f"verified {evidence['verified_at']} by {evidence['verifier']} "
+                     f"({'workflow' if evidence.get('provenance') == 'ci' else 'manual'})" if evidence else "not verified")
             lines.append(f"{stack:<18} {slot:<5} ({mark:<6}) {release.model} {release.version}  {proof}")
     return lines
 
@@ -485,7 +560,11 @@ def status(topology: str, stacks_dir: Path = STACKS_DIR, records_dir: Path = REC
 def _parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PromotionError(f"time {value!r} is not an ISO time", "allowed: e.g. 2026-05-01T12:00:00Z (UTC)",
+                             "pass an ISO 8601 time, or leave it out for now") from None
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
@@ -496,37 +575,110 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     try:
         result = promote(args.topology, args.source, args.target, source_slot=args.slot, into=args.into,
                          force=args.force, reason=args.reason, actor=args.actor, now=_parse_time(args.now),
-                         commit=args.git_commit, dry_run=args.dry_run, stacks_dir=Path(args.stacks_dir),
+                         commit=args.git_commit, dry_run=args.dry_run, overwrite_rollback=args.overwrite_rollback,
+                         stacks_dir=Path(args.stacks_dir),
                          records_dir=Path(args.records_dir))
     except PromotionError as error:
-        print(f"refused: {error}", file=sys.stderr)
-        return 1
+        print(f"lastmile promote: refused, nothing was written: {error}", file=sys.stderr)
+        return ExitCode.REFUSED
     if not result.changed:
-        print(f"{result.target_stack} slot {result.target_slot} already holds {result.release.label()}: nothing to do")
-        return 0
+        print(f"{result.release.label()} is already in {result.target_stack} slot {result.target_slot} "
+              f"({'active' if result.target_slot == result.target_active_slot else 'idle'}): nothing to promote"
+              + ("" if result.target_slot == result.target_active_slot else
+                 f"; to serve it, change {SERVING_KEY}.active_slot to {result.target_slot} (a reviewed change)"))
+        return ExitCode.OK
     print(result.diff, end="")
     verb = "would promote" if args.dry_run else "promoted"
     print(f"{verb} {result.release.label()}: {result.source_stack} -> {result.target_stack} slot {result.target_slot}")
+    if result.replaced:
+        print(f"it replaces {result.replaced}")
     if result.record:
         print(f"recorded in promotions/{PROMOTION_LOG}; next: {result.record['next_step']}")
     return 0
 
 
+def ci_provenance(environ: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """("ci", run URL) inside a GitHub Actions run (the deploy workflow), else ("manual", None)."""
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_RUN_ID"):
+        server, repo = env.get("GITHUB_SERVER_URL", "https://github.com"), env.get("GITHUB_REPOSITORY", "?")
+        return "ci", f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return "manual", None
+
+
+def verified_release(stack: str, slot_choice: str, *, endpoint_config_name: str | None, k8s_revision: str | None,
+                     stacks_dir: Path = STACKS_DIR) -> tuple[str, Release]:
+    """The (slot, release) a verification of ``stack`` is about, after checking it could be true.
+
+    The stack file must be one ``pulumi up`` accepts (so the release is in model_artifacts/manifest.json with
+    its sha256); the slot must serve traffic (active, or the SageMaker shadow); the deployment named must
+    have the shape lastmile gives that stack's deployments: SageMaker endpoint configs are named
+    ``<endpoint name>-<12 hex>`` (infra/topologies/aws.py), Kubernetes revisions ``<namespace>/<slot>/<n>``
+    (the deploy workflow's readiness step). Raises PromotionError naming the field, value and fix.
+    """
+    from infra.settings.loader import ConfigError
+    from lastmile.stackfile import StackFileError, stack_settings
+
+    try:
+        settings = stack_settings(stack, stacks_dir)
+    except FileNotFoundError as error:
+        raise PromotionError(f"--stack {stack}", str(error).splitlines()[0], "name a stack of stacks/") from None
+    except (ConfigError, StackFileError) as error:
+        raise PromotionError(f"--stack {stack}: its stack file would not deploy, so nothing of it can have been "
+                             "verified", str(error), "fix the stack file first") from None
+    serving = settings.serving
+    slot = _resolve_slot({"active_slot": serving.active_slot.value}, slot_choice)
+    served = {serving.active_slot.value} | ({serving.shadow_slot.value} if serving.shadow_slot else set())
+    if slot not in served:
+        raise PromotionError(f"--slot {slot_choice}: {stack} slot {slot} serves no traffic",
+                             f"only a slot that serves can be verified; {stack} serves {', '.join(sorted(served))}",
+                             "pass --slot active (default)" + (" or the shadow slot" if serving.shadow_slot else ""))
+    release = Release(**serving.slots[serving.active_slot if slot == serving.active_slot.value else
+                                      serving.shadow_slot].model_dump(include=set(RELEASE_FIELDS)))
+    if settings.aws is not None:
+        from infra.topologies.aws import endpoint_config_name_pattern, sagemaker_endpoint_name
+
+        endpoint = sagemaker_endpoint_name("lastmile", stack, settings.aws.account_id, settings.aws.region)
+        pattern = endpoint_config_name_pattern(endpoint)
+        if k8s_revision or not endpoint_config_name or not re.fullmatch(pattern, endpoint_config_name):
+            given = f"--endpoint-config-name {endpoint_config_name!r}" if endpoint_config_name else \
+                f"--k8s-revision {k8s_revision!r}"
+            raise PromotionError(f"{given} is not a deployment of {stack}",
+                                 f"{stack} runs on SageMaker endpoint {endpoint}; its endpoint configs are named "
+                                 f"{endpoint}-<12 hex digits>",
+                                 f"pass the name `lastmile verify --stack {stack}` checked: `pulumi stack output "
+                                 f"endpoint_config_name --stack {stack}`")
+    else:
+        namespace = settings.onprem.namespace
+        if endpoint_config_name or not k8s_revision or not re.fullmatch(rf"{re.escape(namespace)}/{slot}/[1-9]\d*",
+                                                                        k8s_revision):
+            given = f"--k8s-revision {k8s_revision!r}" if k8s_revision else \
+                f"--endpoint-config-name {endpoint_config_name!r}"
+            raise PromotionError(f"{given} is not a deployment of {stack} slot {slot}",
+                                 f"{stack} runs on Kubernetes in namespace {namespace}; its revisions are recorded "
+                                 f"as {namespace}/{slot}/<Deployment revision>",
+                                 f"pass --k8s-revision {namespace}/{slot}/<the deployment.kubernetes.io/revision "
+                                 "annotation of the slot's Deployment>")
+    return slot, release
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     try:
-        document, _ = _load(stack_file(Path(args.stacks_dir), args.stack))
-        serving = _serving(document, args.stack)
-        slot = _resolve_slot(serving, args.slot)
-        release = Release.from_mapping(dict(serving["slots"].get(slot) or {}), f"{args.stack} slot {slot}")
-    except (PromotionError, FileNotFoundError) as error:
-        print(f"refused: {error}", file=sys.stderr)
-        return 1
+        require_intact_records(Path(args.records_dir))
+        slot, release = verified_release(args.stack, args.slot, endpoint_config_name=args.endpoint_config_name,
+                                         k8s_revision=args.k8s_revision, stacks_dir=Path(args.stacks_dir))
+        verified_at = _parse_time(args.verified_at)
+    except PromotionError as error:
+        print(f"lastmile promote record-verification: refused, nothing was recorded: {error}", file=sys.stderr)
+        return ExitCode.REFUSED
+    provenance, run = ci_provenance()
     record = record_verification(args.stack, release, verifier=args.verifier, git_commit=args.git_commit or git_commit(),
                                  endpoint_config_name=args.endpoint_config_name, k8s_revision=args.k8s_revision,
-                                 outcome=args.outcome, detail=args.detail, verified_at=_parse_time(args.verified_at),
-                                 records_dir=Path(args.records_dir))
-    print(f"recorded: {args.stack} {release.label()} {record['outcome']} at {record['verified_at']}")
-    return 0
+                                 outcome=args.outcome, detail=args.detail, verified_at=verified_at,
+                                 provenance=provenance, ci_run=run, records_dir=Path(args.records_dir))
+    print(f"recorded: {args.stack} slot {slot} {release.label()} {record['outcome']} at {record['verified_at']} "
+          f"({'by the workflow run ' + run if run else 'manual: typed by hand, not accepted as evidence for prod'})")
+    return ExitCode.OK
 
 
 def check_prefix(path: Path, rev: str, repo: Path = REPO_ROOT) -> list[str]:
@@ -551,6 +703,16 @@ def import_records(sources: list[Path], target: Path) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    problems = [f"{path}: no such file" for path in args.files if not Path(path).is_file()]
+    problems += [problem for path in args.files if Path(path).is_file() for problem in check_chain(Path(path))]
+    try:
+        require_intact_records(Path(args.records_dir))
+    except PromotionError as error:
+        problems.append(str(error))
+    if problems:
+        print("lastmile promote import-verifications: refused, nothing was appended:\n  " + "\n  ".join(problems)
+              + "\n  fix: import the verifications.jsonl files the deploy workflow uploaded, unedited", file=sys.stderr)
+        return ExitCode.REFUSED
     count = import_records(args.files, Path(args.records_dir) / VERIFICATIONS)
     print(f"appended {count} verification record(s) to promotions/{VERIFICATIONS}")
     return 0
@@ -560,22 +722,33 @@ def _cmd_check(args: argparse.Namespace) -> int:
     records = Path(args.records_dir)
     problems = check_chain(records / VERIFICATIONS) + check_chain(records / PROMOTION_LOG)
     if args.against:
+        known = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{args.against}^{{commit}}"], cwd=REPO_ROOT,
+                               capture_output=True, text=True)
+        if known.returncode != 0:
+            print(f"lastmile promote check-log: --against {args.against!r} names no commit in this repository\n"
+                  "  allowed: a branch, tag or commit (the pull request's base)\n"
+                  "  fix: fetch it (git fetch origin) or correct the name", file=sys.stderr)
+            return ExitCode.REFUSED
         problems += check_prefix(records / VERIFICATIONS, args.against) + check_prefix(records / PROMOTION_LOG, args.against)
     for problem in problems:
         print(problem, file=sys.stderr)
     counts = {name: len(read_records(records / name)) for name in (VERIFICATIONS, PROMOTION_LOG)}
     print(f"{'broken' if problems else 'intact'}: " + ", ".join(f"{name} {n} line(s)" for name, n in counts.items()))
-    return 1 if problems else 0
+    return ExitCode.FINDINGS if problems else ExitCode.OK
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     try:
         lines = status(args.topology, Path(args.stacks_dir), Path(args.records_dir))
     except PromotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print("\n".join(lines) if lines else f"no stacks for topology {args.topology}")
-    return 0
+        print(f"lastmile promote status: refused: {error}", file=sys.stderr)
+        return ExitCode.REFUSED
+    if not lines:
+        print(f"lastmile promote status: no stacks for topology {args.topology!r}\n  allowed: aws, onprem, hybrid\n"
+              "  fix: pass --topology aws, onprem or hybrid", file=sys.stderr)
+        return ExitCode.REFUSED
+    print("\n".join(lines))
+    return ExitCode.OK
 
 
 def _dirs(parser: argparse.ArgumentParser, *, stacks: bool = True) -> None:
@@ -597,6 +770,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     promote.add_argument("--actor", default=os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown",
                          help="who promotes (default $GITHUB_ACTOR or $USER)")
     promote.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
+    promote.add_argument("--overwrite-rollback-release", dest="overwrite_rollback", action="store_true",
+                         help="allow replacing the release the target's idle slot keeps for rollback (it is lost)")
     promote.add_argument("--now", help=argparse.SUPPRESS)
     promote.add_argument("--git-commit", help=argparse.SUPPRESS)
     _dirs(promote)

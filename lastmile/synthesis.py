@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 # Private SDK APIs, kept on purpose: no public API runs a program function under mocks to completion
@@ -32,6 +31,10 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from lastmile.common import REPO_ROOT, STACKS_DIR
+from lastmile.stackfile import SECRET_PLACEHOLDER, StackFile, StackFileError, list_stacks, read_stack_file
+
+__all__ = ["SECRET_PLACEHOLDER", "StackFile", "StackFileError", "list_stacks", "read_stack_file", "synthesize",
+           "run_with_mocks", "Graph", "Node"]
 
 PROJECT = "lastmile"
 
@@ -39,6 +42,7 @@ PROJECT = "lastmile"
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SIG_SECRET = "1b47061264138c4ac30d75fd1eb44270"
 _SIG_RESOURCE = "5cf8f73096256a8f31e491e813e4eb8e"
+_SIG_ASSET = "c44067f5952c0a294b673a41bacd8c17"
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_MASK = "[secret]"
 
@@ -163,6 +167,10 @@ def _normalize(value: Any) -> Any:
             return SECRET_MASK
         if sig == _SIG_RESOURCE:
             return {"$ref": value.get("urn")}
+        if sig == _SIG_ASSET and isinstance(value.get("path"), str):
+            # The engine compares assets by content hash, not by path; a path inside the repository is recorded
+            # relative to it, so the graph of a revision does not depend on where it is checked out.
+            value = {**value, "path": _repo_relative(value["path"])}
         return {k: _normalize(v) for k, v in sorted(value.items())}
     if isinstance(value, list):
         return [_normalize(v) for v in value]
@@ -171,6 +179,13 @@ def _normalize(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _repo_relative(path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return path
 
 
 def physical_name(type_: str, name: str) -> str:
@@ -367,82 +382,7 @@ def run_with_mocks(
 
 
 # ---------------------------------------------------------------------------------------------
-# Stack files: the same YAML the engine reads, turned into the engine's flat config map.
-
-
-@dataclass(frozen=True)
-class StackFile:
-    name: str
-    config: dict[str, str]
-    secret_keys: list[str]
-    # Secrets a team stack needs but keeps encrypted with the team's key, not in this clone: assumed set.
-    assumed_secret_keys: tuple[str, ...] = ()
-
-
-SECRET_PLACEHOLDER = "[secret placeholder: ciphertext is only readable by the engine]"
-
-
-def _team_managed(document: dict[str, Any]) -> bool:
-    """A team stack whose secrets provider (the team's KMS key) has not been initialised in this file."""
-    return str(document.get("secretsprovider") or "").startswith("awskms://") and not document.get("encryptedkey")
-
-
-def _flatten_secure(value: Any, path: str, secret_paths: list[str]) -> Any:
-    """Replace ``secure:`` ciphertexts with a placeholder; remember where they were."""
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            secret_paths.append(path)
-            return SECRET_PLACEHOLDER
-        return {k: _flatten_secure(v, f"{path}.{k}", secret_paths) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_flatten_secure(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
-    return value
-
-
-def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR, overrides: dict[str, Any] | None = None, *,
-                    assume_team_secrets: bool = True) -> StackFile:
-    """Read ``stacks/Pulumi.<stack>.yaml`` into the flat ``{"ns:key": str}`` map the engine passes on.
-
-    ``overrides`` replace whole top-level keys (``{"lastmile:rollout": {...}}``); tests use them to
-    try a bad value without writing a file. ``assume_team_secrets``: a team stack's required secrets,
-    which the team keeps encrypted with its KMS key, are taken as set (offline synthesis); the engine's
-    pre-check passes False, so a stack that lacks one is refused before ``pulumi up``.
-    """
-    path = stacks_dir / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no stack file {path}; stacks here: {', '.join(list_stacks(stacks_dir))}")
-    document = yaml.safe_load(path.read_text()) or {}
-    raw = dict(document.get("config") or {})
-    for key, value in (overrides or {}).items():
-        if value is None:
-            raw.pop(key, None)
-        else:
-            raw[key] = value
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in raw.items():
-        secret_paths: list[str] = []
-        plain = _flatten_secure(value, key, secret_paths)
-        if secret_paths:
-            secret_keys.append(key)
-        # The engine passes strings through and objects as JSON text.
-        config[key] = plain if isinstance(plain, str) else json.dumps(plain)
-    assumed: tuple[str, ...] = ()
-    if assume_team_secrets and _team_managed(document):
-        from infra.settings.loader import required_secret_keys
-
-        sections = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("lastmile:")}
-        removed = {key for key, value in (overrides or {}).items() if value is None}  # a test's "not set"
-        assumed = tuple(k for k in required_secret_keys(sections)
-                        if f"lastmile:{k}" not in config and f"lastmile:{k}" not in removed)
-        for key in assumed:
-            config[f"lastmile:{key}"] = SECRET_PLACEHOLDER
-            secret_keys.append(f"lastmile:{key}")
-    return StackFile(name=stack, config=config, secret_keys=sorted(secret_keys), assumed_secret_keys=assumed)
-
-
-def list_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+# Stack files are read by lastmile.stackfile (the one reader); its names are re-exported here.
 
 
 def synthesize(

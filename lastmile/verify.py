@@ -16,8 +16,9 @@ Then it asks SageMaker (boto3, the standard AWS credential chain):
 - the running config's variants serve the exported models;
 - every production variant has instances, and as many as it wants.
 
-Exit codes: 0 every check passed; 2 a check failed, or AWS could not be asked (no endpoint, no
-credentials); 3 still deploying (``--wait-seconds N`` polls until it settles or N passes).
+Exit codes (the table of lastmile/exitcodes.py): 0 every check passed; 1 a check failed (rolled back,
+failed, runs another config or model); 3 could not check: AWS could not be asked (no outputs, no
+endpoint, no credentials) or it is still deploying (``--wait-seconds N`` polls until it settles or N passes).
 The checks are :func:`check`, a pure function over DescribeEndpoint/DescribeEndpointConfig
 responses; the boto3 and argparse layers around it stay thin.
 """
@@ -37,6 +38,7 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from lastmile.common import REPO_ROOT
+from lastmile.exitcodes import ExitCode as Codes
 
 SETTLING = frozenset({"Creating", "Updating", "SystemUpdating"})
 BROKEN = frozenset({"Failed", "UpdateRollbackFailed", "RollingBack", "OutOfService", "Deleting"})
@@ -50,9 +52,12 @@ class Status(StrEnum):
 
 
 class ExitCode(IntEnum):
-    OK = 0
-    FAILED = 2
-    DEPLOYING = 3
+    """verify's outcomes in the one table of lastmile/exitcodes.py."""
+
+    OK = Codes.OK
+    FAILED = Codes.FINDINGS  # SageMaker rolled back, failed, or runs another config or model than deployed
+    UNAVAILABLE = Codes.UNAVAILABLE  # could not check: no outputs, no credentials, no endpoint, AWS unreachable
+    DEPLOYING = Codes.UNAVAILABLE  # could not check yet: still deploying after --wait-seconds
 
 
 @dataclass(frozen=True)
@@ -370,7 +375,9 @@ def _render(findings: list[Finding], expected: Expected, code: ExitCode) -> str:
     width = max(len(f.check) for f in findings)
     lines = [f"{str(f.status):7} {f.check:{width}}  {f.message}" for f in findings]
     counts = {s: sum(1 for f in findings if f.status == s) for s in Status}
-    verdict = {ExitCode.OK: "verified", ExitCode.FAILED: "FAILED", ExitCode.DEPLOYING: "still deploying"}[code]
+    pending = any(f.status == Status.PENDING for f in findings)
+    verdict = {ExitCode.OK: "verified", ExitCode.FAILED: "FAILED",
+               ExitCode.UNAVAILABLE: "still deploying" if pending else "could not check"}[code]
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     lines.append(f"{verdict}: endpoint {expected.endpoint_name} in {expected.region} ({tally}) -> exit {int(code)}")
     return "\n".join(lines) + "\n"
@@ -387,7 +394,7 @@ def _emit(args: argparse.Namespace, findings: list[Finding], expected: Expected 
         }
         print(json.dumps(document, indent=2))
     elif expected is None:
-        print(f"FAIL    {findings[0].check}  {findings[0].message}", file=sys.stderr)
+        print(f"could not check: {findings[0].check}  {findings[0].message} -> exit {int(code)}", file=sys.stderr)
     else:
         print(_render(findings, expected, code), end="")
     return int(code)
@@ -400,14 +407,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         outputs = read_outputs_file(args.outputs_file) if args.outputs_file else read_stack_outputs(args.stack)
         expected = Expected.from_outputs(outputs)
     except OutputsError as exc:
-        return _emit(args, [Finding("stack-outputs", Status.FAIL, str(exc))], None, ExitCode.FAILED)
+        return _emit(args, [Finding("stack-outputs", Status.FAIL, str(exc))], None, ExitCode.UNAVAILABLE)
     try:
         client = sagemaker_client(expected.region, args.endpoint_url)
         observed = observe(client, expected, wait_seconds=args.wait_seconds, poll_seconds=args.poll_seconds,
                            log=lambda line: print(line, file=sys.stderr))
     except AwsError as exc:
         findings = [Finding("describe-endpoint", Status.FAIL, str(exc))]
-        return _emit(args, findings, expected, ExitCode.FAILED)
+        return _emit(args, findings, expected, ExitCode.UNAVAILABLE)
     findings = check(observed.endpoint, observed.config, expected, config_error=observed.config_error)
     return _emit(args, findings, expected, exit_code(findings))
 
@@ -417,7 +424,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "verify",
         help="after a deploy: check that the SageMaker endpoint runs what the stack deployed",
         description="Check that a deployed SageMaker endpoint runs what the stack deployed (exit 0 ok, "
-        "2 failed or rolled back, 3 still deploying).",
+        "1 rolled back, failed or runs something else, 3 could not check: no outputs, no credentials, no "
+        "endpoint, or still deploying).",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--stack", help="read outputs with `pulumi stack output --json --stack STACK`")

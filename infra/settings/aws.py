@@ -7,7 +7,10 @@ check the same numbers.
 
 from __future__ import annotations
 
-from pydantic import Field
+import difflib
+from functools import lru_cache
+
+from pydantic import Field, StrictInt
 
 from components.aws.limits import LINEAR_PERCENT_RANGE, LOG_RETENTION_DAYS, MIN_FLEET_FOR_STEPS
 from infra.settings.common import Problem, Strict, Topology
@@ -32,12 +35,12 @@ class AwsSettings(Strict):
     account_id: str = Field(pattern=r"^\d{12}$", description="The only account this stack may deploy to.")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     instance_type: str = Field(default="ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    volume_size_gib: int | None = Field(
+    volume_size_gib: StrictInt | None = Field(
         default=None, ge=1, le=512, description="Storage per instance. Omitted: SageMaker's default for the type."
     )
     vpc: Vpc | None = Field(default=None, description="Required in staging and prod. Omitted (dev): no VPC config.")
-    data_capture_percent: int = Field(default=20, ge=0, le=100, description="0 turns data capture off.")
-    log_retention_days: int = Field(default=365, description=f"One of CloudWatch's values: {LOG_RETENTION_DAYS}.")
+    data_capture_percent: StrictInt = Field(default=20, ge=0, le=100, description="0 turns data capture off.")
+    log_retention_days: StrictInt = Field(default=365, description=f"One of CloudWatch's values: {LOG_RETENTION_DAYS}.")
 
 
 def sagemaker_traffic_steps(s: dict) -> list[Problem]:
@@ -63,7 +66,31 @@ def sagemaker_traffic_steps(s: dict) -> list[Problem]:
     return problems
 
 
+@lru_cache(maxsize=1)
+def sagemaker_instance_types() -> tuple[str, ...]:
+    """The instance types a SageMaker production variant accepts (botocore's service model, read offline)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return tuple(model.shape_for("ProductionVariantInstanceType").enum)
+
+
+def sagemaker_instance_type(s: dict) -> list[Problem]:
+    aws = s.get("aws")
+    if s["topology"] == Topology.ONPREM or not isinstance(aws, AwsSettings):
+        return []
+    known = sagemaker_instance_types()
+    if aws.instance_type in known:
+        return []
+    close = difflib.get_close_matches(aws.instance_type, known, n=3, cutoff=0.8)
+    return [Problem("aws.instance_type", aws.instance_type,
+                    f"SageMaker has no real-time instance type {aws.instance_type!r}"
+                    + (f"; close: {', '.join(close)}" if close else "") + f" ({len(known)} types, e.g. ml.m5.large)",
+                    "set aws.instance_type to a SageMaker real-time instance type (ml.<family>.<size>)")]
+
+
 # (rule, sections it reads); appended to the loader's RULES.
 AWS_RULES = [
+    (sagemaker_instance_type, ("topology",)),
     (sagemaker_traffic_steps, ("topology", "rollout", "capacity")),
 ]

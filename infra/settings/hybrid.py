@@ -34,7 +34,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from components.network.addressing import (
     Finding,
@@ -78,7 +78,7 @@ class ServingPlane(StrEnum):
 
 class CustomerGatewaySettings(Strict):
     ip_address: str = Field(description="Public IPv4 address of the on-prem VPN device (private/reserved refused).")
-    bgp_asn: int = Field(ge=1, le=4_294_967_294, description="BGP ASN of the on-prem device (needed for static too).")
+    bgp_asn: StrictInt = Field(ge=1, le=4_294_967_294, description="BGP ASN of the on-prem device (needed for static too).")
 
 
 class TunnelSettings(Strict):
@@ -96,7 +96,7 @@ class TunnelSettings(Strict):
         default_factory=lambda: list(DEFAULT_DH_GROUPS), min_length=1, description="14-21.")
     phase2_dh_group_numbers: list[DhGroup] = Field(
         default_factory=lambda: list(DEFAULT_DH_GROUPS), min_length=1, description="14-21 (PFS is always on).")
-    dpd_timeout_seconds: int = Field(default=DEFAULT_DPD_TIMEOUT_SECONDS, ge=MIN_DPD_TIMEOUT_SECONDS,
+    dpd_timeout_seconds: StrictInt = Field(default=DEFAULT_DPD_TIMEOUT_SECONDS, ge=MIN_DPD_TIMEOUT_SECONDS,
                                      le=MAX_DPD_TIMEOUT_SECONDS, description="Dead-peer detection timeout.")
     dpd_timeout_action: DpdTimeoutAction = Field(default=DEFAULT_DPD_TIMEOUT_ACTION, description="restart | clear.")
     startup_action: StartupAction = Field(default=DEFAULT_STARTUP_ACTION, description="start (AWS initiates) | add.")
@@ -107,7 +107,7 @@ class TrafficPolicy(Strict):
     """Which serving plane takes traffic; exported as stack outputs for clients and the on-prem gateway."""
 
     primary: ServingPlane
-    failover: bool = Field(default=True, description="Fail over to the other plane when the primary is unhealthy.")
+    failover: StrictBool = Field(default=True, description="Fail over to the other plane when the primary is unhealthy.")
 
 
 class HybridSettings(Strict):
@@ -116,7 +116,7 @@ class HybridSettings(Strict):
     onprem_cidrs: list[str] = Field(
         description="Private RFC 1918 on-prem networks; disjoint from each other and from the VPC.")
     customer_gateway: CustomerGatewaySettings
-    amazon_side_asn: int = Field(default=DEFAULT_AMAZON_SIDE_ASN, ge=1, le=4_294_967_294,
+    amazon_side_asn: StrictInt = Field(default=DEFAULT_AMAZON_SIDE_ASN, ge=1, le=4_294_967_294,
                                  description="Private ASN of the AWS side: 64512-65534 or 4200000000-4294967294.")
     routing: VpnRouting = Field(default=VpnRouting.BGP, description="bgp | static (one VPN route per on-prem CIDR).")
     tunnels: list[TunnelSettings] = Field(default_factory=lambda: [TunnelSettings() for _ in range(TUNNEL_COUNT)],

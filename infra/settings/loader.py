@@ -113,6 +113,11 @@ def _problems_from(section: str, model: Any, error: ValidationError) -> list[Pro
             problems.append(Problem(field, err["input"], message, "use one of the allowed values"))
         elif kind.startswith(("greater_than", "less_than")) or kind.endswith(("_too_short", "_too_long")):
             problems.append(Problem(field, err["input"], message, "bring the value within the allowed range"))
+        elif kind in ("int_type", "bool_type", "float_type", "int_parsing", "bool_parsing", "float_parsing"):
+            wanted = {"int": "a whole number", "bool": "true or false", "float": "a number"}[kind.split("_")[0]]
+            problems.append(Problem(field, err["input"], f"must be {wanted}, not {type(err['input']).__name__} "
+                                    f"{err['input']!r} (no quotes, no yes/no)",
+                                    f"write {loc[-1] if loc else section} as {wanted} without quotes"))
         elif kind == "string_pattern_mismatch":
             pattern = err.get("ctx", {}).get("pattern", "")
             problems.append(Problem(field, err["input"], f"does not match the expected form {pattern}",
@@ -140,6 +145,7 @@ def parse_settings(stack: str, raw: dict[str, Any], secrets: dict[str, Any] | No
     for key in sorted(set(raw) - set(SECTIONS) - set(SECRET_KEYS)):
         problems.append(Problem(key, raw[key], f"unknown key; lastmile keys are: {', '.join(SECTIONS)}",
                                 f"remove lastmile:{key} or correct its spelling"))
+    problems.extend(_duplicates(raw))
     parsed: dict[str, Any] = {}
     for key, (model, required) in SECTIONS.items():
         value = raw.get(key)
@@ -169,6 +175,30 @@ def parse_settings(stack: str, raw: dict[str, Any], secrets: dict[str, Any] | No
         raise ConfigError(stack, problems)
     del parsed["secret_keys"]
     return StackSettings(stack=stack, secrets=dict(secrets or {}), **parsed)
+
+
+def _duplicates(value: Any, path: str = "") -> list[Problem]:
+    """Items given twice in a list (a subnet, an email, a CIDR): a copy-paste slip, never an intention.
+
+    Items with an ``id`` or ``name`` are compared by it; others by their whole value.
+    """
+    problems: list[Problem] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problems.extend(_duplicates(item, f"{path}.{key}" if path else str(key)))
+    elif isinstance(value, list):
+        seen: dict[str, int] = {}
+        for index, item in enumerate(value):
+            identity = item.get("id", item.get("name")) if isinstance(item, dict) else None
+            token = json.dumps(identity if identity is not None else item, sort_keys=True, default=str)
+            if token in seen:
+                shown = identity if identity is not None else item
+                problems.append(Problem(f"{path}[{index}]", shown, f"given twice in this list (also at "
+                                        f"{path}[{seen[token]}])", f"remove the duplicate {path}[{index}]"))
+            else:
+                seen[token] = index
+            problems.extend(_duplicates(item, f"{path}[{index}]"))
+    return problems
 
 
 def _salvage(model: Any, value: Any, error: ValidationError) -> Any:

@@ -44,7 +44,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from components.aws.monitoring_alerts import EMAIL as EMAIL_ADDRESS
 from components.aws.monitoring_specs import Cadence, RetrainingTarget
@@ -68,20 +68,20 @@ class Notifications(Strict):
 class Drift(Strict):
     """SageMaker data-quality monitoring. None = the environment's default."""
 
-    threshold: float | None = Field(default=None, gt=0, le=1,
+    threshold: StrictFloat | None = Field(default=None, gt=0, le=1,
                                     description="Baseline drift distance (0-1] that is a violation and alarms.")
     cadence: Cadence | None = Field(default=None, description="hourly | daily monitoring runs.")
     instance_type: str | None = Field(default=None, pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-    max_runtime_seconds: int | None = Field(default=None, ge=60, le=86400)
+    max_runtime_seconds: StrictInt | None = Field(default=None, ge=60, le=86400)
 
 
 class Health(Strict):
     """Serving-health alarms beyond the two rollback alarms of lastmile:alarms. None = environment default."""
 
-    error_4xx_percent: int | None = Field(default=None, ge=1, le=100)
-    memory_percent: int | None = Field(default=None, ge=10, le=100)
-    cpu_percent: int | None = Field(default=None, ge=10, le=100)
-    invocations_percent_of_target: int | None = Field(default=None, ge=100, le=1000)
+    error_4xx_percent: StrictInt | None = Field(default=None, ge=1, le=100)
+    memory_percent: StrictInt | None = Field(default=None, ge=10, le=100)
+    cpu_percent: StrictInt | None = Field(default=None, ge=10, le=100)
+    invocations_percent_of_target: StrictInt | None = Field(default=None, ge=100, le=1000)
 
 
 class Retraining(Strict):
@@ -93,14 +93,14 @@ class Retraining(Strict):
 
 
 class KubernetesObservability(Strict):
-    prometheus_operator: bool = Field(default=False, description="The Prometheus Operator CRDs exist in the cluster.")
+    prometheus_operator: StrictBool = Field(default=False, description="The Prometheus Operator CRDs exist in the cluster.")
     monitoring_namespace: str = Field(default="monitoring", pattern=DNS_LABEL)
     prometheus_selector_labels: dict[str, str] = Field(
         default={}, description="Labels the Prometheus instance selects rules and monitors by. Omitted: none.")
 
 
 class ObservabilitySettings(Strict):
-    enabled: bool = Field(default=False, description="The one switch. Omitted (or no section): off.")
+    enabled: StrictBool = Field(default=False, description="The one switch. Omitted (or no section): off.")
     notifications: Notifications = Field(default_factory=Notifications)
     drift: Drift = Field(default_factory=Drift)
     health: Health = Field(default_factory=Health)

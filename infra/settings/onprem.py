@@ -56,7 +56,7 @@ import re
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from components.k8s.ingress import IngressController
 from infra.settings.common import DIGEST_PATTERN, MISSING, Problem, Strict, Topology
@@ -127,9 +127,9 @@ class ModelStore(Strict):
 class Resources(Strict):
     """Per container (model server and artifact fetcher alike): requests equal limits (Guaranteed QoS)."""
 
-    cpu_millicores: int = Field(default=500, ge=50, le=64000)
-    memory_mib: int = Field(default=512, ge=64, le=262144)
-    artifact_volume_mib: int = Field(default=256, ge=16, le=65536, description="Size limit of the artifact emptyDir.")
+    cpu_millicores: StrictInt = Field(default=500, ge=50, le=64000)
+    memory_mib: StrictInt = Field(default=512, ge=64, le=262144)
+    artifact_volume_mib: StrictInt = Field(default=256, ge=16, le=65536, description="Size limit of the artifact emptyDir.")
 
 
 class SecurityContext(Strict):
@@ -139,13 +139,13 @@ class SecurityContext(Strict):
     with the reason, so a securityContext copied from elsewhere fails at config time, not at admission.
     """
 
-    run_as_user: int = Field(default=10001, ge=0, le=2147483647, description="Non-zero; >= 10000 avoids host UIDs.")
-    run_as_group: int = Field(default=10001, ge=0, le=2147483647)
-    fs_group: int = Field(default=10001, ge=0, le=2147483647)
-    run_as_non_root: bool = True
-    allow_privilege_escalation: bool = False
-    privileged: bool = False
-    read_only_root_filesystem: bool = True
+    run_as_user: StrictInt = Field(default=10001, ge=0, le=2147483647, description="Non-zero; >= 10000 avoids host UIDs.")
+    run_as_group: StrictInt = Field(default=10001, ge=0, le=2147483647)
+    fs_group: StrictInt = Field(default=10001, ge=0, le=2147483647)
+    run_as_non_root: StrictBool = True
+    allow_privilege_escalation: StrictBool = False
+    privileged: StrictBool = False
+    read_only_root_filesystem: StrictBool = True
     capabilities_add: list[str] = Field(default=[], description="Restricted allows NET_BIND_SERVICE only.")
     seccomp_profile: SeccompProfile = SeccompProfile.RUNTIME_DEFAULT
     seccomp_localhost_profile: str | None = Field(
@@ -175,7 +175,7 @@ class OnpremSettings(Strict):
         "reads, instead of the secret lastmile:kubeconfig: the local cluster's `.lastmile/cluster/kubeconfig` "
         "(`lastmile cluster up`). Its contents never enter the stack's state. Omitted: the secret.",
     )
-    ready_timeout_seconds: int | None = Field(
+    ready_timeout_seconds: StrictInt | None = Field(
         default=None,
         ge=60,
         le=28800,

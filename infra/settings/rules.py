@@ -51,6 +51,25 @@ def serving_slots(s: Sections) -> list[Problem]:
     return problems
 
 
+def distinct_releases(s: Sections) -> list[Problem]:
+    """Blue and green hold different releases: the idle slot is either the next release or the rollback one.
+
+    The same release twice has no purpose and the program could not build it (artifacts and SageMaker
+    models are keyed by model and version).
+    """
+    slots = s["serving"].slots
+    if len(slots) < 2:
+        return []
+    releases = {(r.model, r.version) for r in slots.values()}
+    if len(releases) == len(slots):
+        return []
+    (model, version), = releases
+    return [Problem("serving.slots", {slot.value: f"{r.model} {r.version}" for slot, r in sorted(slots.items())},
+                    f"both slots hold {model} {version}; each slot holds its own release (the active one and the "
+                    "next or rollback release)",
+                    "put a different release into the idle slot, or remove the idle slot's entry")]
+
+
 def releases_match_manifest(s: Sections) -> list[Problem]:
     try:
         manifest = load_manifest()
@@ -125,6 +144,15 @@ def prod_guardrails(s: Sections) -> list[Problem]:
         problems.append(Problem("rollout.strategy", rollout.strategy.value,
                                 "prod rolls out with canary or linear traffic shifting and auto-rollback",
                                 "set rollout.strategy to canary or linear with a step_percent"))
+    alarms = _section(s, "alarms")
+    if sagemaker and rollout is not None and alarms is not None and rollout.strategy != RolloutStrategy.ALL_AT_ONCE:
+        window = alarms.evaluation_minutes * 60
+        for field in ("wait_seconds", "bake_seconds"):
+            if getattr(rollout, field) < window:
+                problems.append(Problem(f"rollout.{field}", getattr(rollout, field),
+                                        f"in prod the rollback alarms must be able to trip before traffic moves on: "
+                                        f"at least the alarm window, alarms.evaluation_minutes x 60 = {window} s",
+                                        f"set rollout.{field} to {window} or more"))
     if capacity is not None:
         for field in ("min_count", "initial_count"):
             if field == "initial_count" and capacity.initial_count == capacity.min_count:
@@ -214,6 +242,7 @@ def _section(s: Sections, name: str):
 RULES: list[tuple[Rule, tuple[str, ...]]] = [
     (topology_sections, ("topology",)),
     (serving_slots, ("serving",)),
+    (distinct_releases, ("serving",)),
     (releases_match_manifest, ("serving",)),
     (rollout_steps, ("rollout",)),
     (rollout_fits_timeout, ("rollout",)),

@@ -24,6 +24,7 @@ stops the program before any resource exists (after the SageMaker-only config ru
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,7 +48,7 @@ from components.aws.execution_role import ExecutionRole, ExecutionRoleArgs
 from components.aws.kms import EncryptionKey, EncryptionKeyArgs
 from components.aws.monitoring import Baseline, ModelMonitoring, ModelMonitoringArgs, MonitoringNetwork, Retraining
 from components.aws.monitoring_specs import HealthThresholds
-from components.aws.naming import content_name, partition
+from components.aws.naming import DIGEST_LENGTH, SAGEMAKER_NAME_MAX_LENGTH, content_name, partition
 from components.aws.rollout import RolloutPolicy, TrafficRouting
 from components.slots import Slot
 from infra.manifest import load_manifest
@@ -65,13 +66,20 @@ _ROUTING = {
 }
 
 
+def sagemaker_endpoint_name(project: str, stack: str, account_id: str, region: str) -> str:
+    """The endpoint's physical name: readable stack prefix + hash of the deployment's identity (pure)."""
+    return content_name(f"lastmile-{stack}", {"project": project, "stack": stack, "account": account_id,
+                                              "region": region})
+
+
+def endpoint_config_name_pattern(endpoint: str) -> str:
+    """The shape of the names the endpoint's configs get (``ModelEndpoint``: content_name(endpoint, content))."""
+    head = endpoint[:SAGEMAKER_NAME_MAX_LENGTH - DIGEST_LENGTH - 1].strip("-")
+    return rf"^{re.escape(head)}-[0-9a-f]{{{DIGEST_LENGTH}}}$"
+
+
 def endpoint_name(settings: StackSettings) -> str:
-    """The endpoint's physical name: readable stack prefix + hash of the deployment's identity."""
-    aws_settings = settings.aws
-    return content_name(f"lastmile-{settings.stack}", {
-        "project": pulumi.get_project(), "stack": settings.stack,
-        "account": aws_settings.account_id, "region": aws_settings.region,
-    })
+    return sagemaker_endpoint_name(pulumi.get_project(), settings.stack, settings.aws.account_id, settings.aws.region)
 
 
 def sagemaker_image(settings: StackSettings, release: Release) -> str:

@@ -10,18 +10,15 @@ CI is worse than a red build.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from repo_copy import Checkout, copy_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
-COMMAND_TIMEOUT_SECONDS = 600
 
 
 def in_ci() -> bool:
@@ -32,39 +29,6 @@ def unavailable(reason: str) -> None:
     if in_ci():
         pytest.fail(f"CI is set and the Pulumi engine is unavailable: {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def copy_repo(dest: Path) -> Path:
-    """Copy the repository's tracked and unignored files (what a clone plus the work in progress has)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                            check=True, capture_output=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        source = REPO_ROOT / rel
-        if not source.is_file():
-            continue  # deleted in the work tree
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    return dest
-
-
-@dataclass
-class Checkout:
-    """A copy of the repository in which `lastmile` runs as a user runs it."""
-
-    root: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    def lastmile_argv(self, *args: str) -> list[str]:
-        """``python -m lastmile ARGS``: run with the copy as working directory, its packages shadow the install."""
-        return [sys.executable, "-m", "lastmile", *args]
-
-    def lastmile(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.lastmile_argv(*args), cwd=self.root, capture_output=True, text=True,
-                              env={**self.env, **(extra_env or {})}, timeout=COMMAND_TIMEOUT_SECONDS, check=False)
-
-    def stack_file(self, stack: str) -> Path:
-        return self.root / "stacks" / f"Pulumi.{stack}.yaml"
 
 
 @pytest.fixture(scope="session")

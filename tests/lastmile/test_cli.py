@@ -105,7 +105,7 @@ def test_policy_fails_a_stack_with_a_planted_violation(tmp_path: Path):
 def test_policy_refuses_an_unknown_stack():
     done = run("lastmile", "policy", "aws-nowhere")
     assert done.returncode == ExitCode.REFUSED
-    assert "no stack file" in done.stderr and "Traceback" not in done.stderr
+    assert "unknown stack 'aws-nowhere'" in done.stderr and "fix:" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_python_dash_m_policy_by_hand_says_what_it_is():

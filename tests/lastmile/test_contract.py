@@ -510,4 +510,4 @@ def test_committed_stack_meets_the_api_contract(stack: str) -> None:
 
 def test_cli_refuses_an_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["contract", "--stack", "aws-nonexistent"]) == 2
-    assert "no stack file" in capsys.readouterr().err
+    assert "unknown stack 'aws-nonexistent'" in capsys.readouterr().err

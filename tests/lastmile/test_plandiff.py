@@ -14,6 +14,7 @@ import pytest
 
 from lastmile import cli
 from lastmile import plandiff as pd
+from lastmile.exitcodes import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,9 +70,9 @@ def test_cli_on_saved_graphs_matches_render(release_change, tmp_path, capsys):
     (tmp_path / "base").write_text(json.dumps(base))
     (tmp_path / "head").write_text(json.dumps(head))
     assert cli.main(["plan", "--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head"),
-                    "--out", str(tmp_path / "out.md")]) == 0
+                    "--out", str(tmp_path / "out.md")]) == ExitCode.FINDINGS  # the release change is a change
     assert (tmp_path / "out.md").read_text() == _render(base, head)
-    assert cli.main(["plan", "--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head")]) == 0
+    assert cli.main(["plan", "--base-graph", str(tmp_path / "base"), "--head-graph", str(tmp_path / "head")]) == ExitCode.FINDINGS
     assert capsys.readouterr().out == _render(base, head)
 
 
@@ -213,5 +214,5 @@ def test_graph_at_revisions_uses_each_revisions_program_and_cleans_up(tmp_path, 
     assert [g["resources"][0]["inputs"]["data"]["version"] for g in graphs] == ["1.0.0", "1.1.0", "2.0.0-dirty"]
     assert len(made) == 2 and not any(Path(m).exists() for m in made)
     assert pd.graph_at(first, "other-stack", repo) is None
-    with pytest.raises(pd.PlanDiffError, match="failed"):
+    with pytest.raises(pd.PlanDiffError, match="unknown git revision .no-such-rev."):
         pd.graph_at("no-such-rev", "demo-prod", repo)

@@ -57,14 +57,17 @@ def env(tmp_path: Path) -> dict[str, Path]:
     stacks.mkdir()
     (stacks / "Pulumi.aws-dev.yaml").write_text(_aws_stack("dev", V2))
     (stacks / "Pulumi.aws-staging.yaml").write_text(_aws_stack("staging", V2))
-    (stacks / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V1, V1))
+    (stacks / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V1))  # one release: green is free
     return {"stacks": stacks, "records": records}
 
 
-def _verify(env, stack: str, release, outcome: str = "verified", at: datetime = NOW, detail: str | None = None):
+def _verify(env, stack: str, release, outcome: str = "verified", at: datetime = NOW, detail: str | None = None,
+            provenance: str = "ci"):
+    """Evidence as the deploy workflow records it (provenance ci); pass provenance="manual" for typed-by-hand."""
     rel = p.Release("iris-classifier", release.version, release.sha256, release.sagemaker_images["eu-west-1"])
     return p.record_verification(stack, rel, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="cfg-1",
-                                 outcome=outcome, detail=detail, verified_at=at, records_dir=env["records"])
+                                 outcome=outcome, detail=detail, verified_at=at, records_dir=env["records"],
+                                 provenance=provenance)
 
 
 def _promote(env, source="staging", target="prod", **kwargs):
@@ -85,20 +88,21 @@ def test_staging_to_prod_changes_exactly_the_idle_release_and_records_it(env):
 
     after_text, after = prod.read_text(), _config(prod)
     assert result.changed and result.target_slot == "green"
-    # Only the idle slot's release changed; active_slot, rollout, capacity and aws are untouched.
+    # Only the idle slot's release was added; active_slot, rollout, capacity and aws are untouched.
     assert after["lastmile:serving"]["slots"]["green"] == {
         "model": "iris-classifier", "version": "1.1.0", "sha256": V2.sha256, "image": V2.sagemaker_images["eu-west-1"]}
     expected = json.loads(json.dumps(before))
     expected["lastmile:serving"]["slots"]["green"] = after["lastmile:serving"]["slots"]["green"]
     assert after == expected
-    # Comments, order and layout stay: the text differs only in the two changed lines.
-    changed = [(a, b) for a, b in zip(before_text.splitlines(), after_text.splitlines()) if a != b]
-    assert len(changed) == 2 and all("1.0.0" in a or V1.sha256 in a for a, _ in changed)
-    assert "# the other slot" in after_text and "# the switch is its own reviewed change" in after_text
+    # Comments, order and layout stay: the text differs only by the added slot's lines.
+    import difflib
+    changed = [line for line in difflib.ndiff(before_text.splitlines(), after_text.splitlines()) if line[:1] in "+-"]
+    assert len(changed) == 5 and all(line.startswith("+ ") for line in changed), changed
+    assert "# the switch is its own reviewed change" in after_text
 
     [record] = p.read_records(env["records"] / p.PROMOTION_LOG)
     assert record["from"] == "aws-staging" and record["to"] == "aws-prod" and record["target_slot"] == "green"
-    assert record["release"]["version"] == "1.1.0" and record["replaced"]["version"] == "1.0.0"
+    assert record["release"]["version"] == "1.1.0" and record["replaced"] is None
     assert record["evidence"]["verifier"] == "lastmile.verify" and record["evidence"]["endpoint_config_name"] == "cfg-1"
     assert record["forced"] is False and record["promoted_at"] == "2025-11-21T12:00:00Z"
     assert record["next_step"] == "serving: a reviewed change of active_slot blue -> green"
@@ -171,7 +175,7 @@ def test_missing_idle_slot_is_created_in_slot_order(env):
 
 def test_region_change_takes_the_manifest_image_of_the_target_region(env):
     _verify(env, "aws-staging", V2)
-    (env["stacks"] / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V1, V1, region="eu-central-1"))
+    (env["stacks"] / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V1, region="eu-central-1"))
     result = _promote(env)
     assert result.release.image == V2.sagemaker_images["eu-central-1"]
     assert result.release.sha256 == V2.sha256
@@ -183,7 +187,7 @@ def test_a_release_the_target_cannot_deploy_is_refused_before_writing(env):
     staging.write_text(staging.read_text().replace(V2.sha256, "f" * 64))
     bad = p.Release("iris-classifier", "1.1.0", "f" * 64, V2.sagemaker_images["eu-west-1"])
     p.record_verification("aws-staging", bad, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="c",
-                          verified_at=NOW, records_dir=env["records"])
+                          verified_at=NOW, records_dir=env["records"], provenance="ci")
     before = (env["stacks"] / "Pulumi.aws-prod.yaml").read_text()
     with pytest.raises(p.PromotionError, match="would not deploy"):
         _promote(env)
@@ -200,11 +204,12 @@ def test_dry_run_writes_nothing(env):
 
 def test_records_are_append_only_and_chained(env):
     log = env["records"] / p.PROMOTION_LOG
+    (env["stacks"] / "Pulumi.aws-staging.yaml").write_text(_aws_stack("staging", V1))
     _verify(env, "aws-dev", V2)
     _verify(env, "aws-staging", V2)
-    _promote(env, "dev", "staging")  # staging's idle slot
+    _promote(env, "dev", "staging")  # staging's idle slot, green
     first = log.read_bytes()
-    _promote(env, "staging", "prod")
+    _promote(env, "staging", "prod", source_slot="green")
     second = log.read_bytes()
     assert second.startswith(first) and len(second.splitlines()) == 2  # earlier lines are never rewritten
     assert p.check_chain(log) == [] and p.check_chain(env["records"] / p.VERIFICATIONS) == []
@@ -227,19 +232,32 @@ def test_record_verification_rejects_ambiguous_deployments(env):
                               records_dir=env["records"])
 
 
-def test_cli_record_then_promote(env, capsys):
+def test_cli_record_then_promote(env, capsys, monkeypatch):
+    from infra.topologies.aws import sagemaker_endpoint_name
+
+    for name in ("GITHUB_ACTIONS", "GITHUB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
     common = ["--stacks-dir", str(env["stacks"]), "--records-dir", str(env["records"])]
-    assert cli.main(["promote", "--topology", "aws", "--from", "staging", "--to", "prod", *common]) == 1
-    assert "refused: iris-classifier 1.1.0" in capsys.readouterr().err
-    assert cli.main(["promote", "record-verification", "--stack", "aws-staging", "--endpoint-config-name", "cfg-9",
-                   "--verifier", "lastmile.verify", "--git-commit", COMMIT, "--verified-at", "2025-11-21T12:00:00Z",
-                   *common]) == 0
-    assert cli.main(["promote", "--topology", "aws", "--from", "staging", "--to", "prod", "--now", "2025-11-21T12:05:00Z",
-                   "--git-commit", COMMIT, *common]) == 0
+    promote = ["promote", "--topology", "aws", "--from", "staging", "--to", "prod", "--now", "2025-11-21T12:05:00Z",
+               "--git-commit", COMMIT, *common]
+    assert cli.main(promote) == 2
+    assert "refused, nothing was written: iris-classifier 1.1.0" in capsys.readouterr().err
+    config = sagemaker_endpoint_name("lastmile", "aws-staging", "123456789012", "eu-west-1") + "-0123456789ab"
+    record = ["promote", "record-verification", "--stack", "aws-staging", "--endpoint-config-name", config,
+              "--verifier", "lastmile.verify", "--git-commit", COMMIT, "--verified-at", "2025-11-21T12:00:00Z", *common]
+    assert cli.main(record) == 0  # typed by hand: manual evidence
+    assert "manual" in capsys.readouterr().out
+    assert cli.main(promote) == 2
+    assert "only manual evidence in aws-staging" in capsys.readouterr().err
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_RUN_ID", "42")
+    assert cli.main(record) == 0  # the deploy workflow records it
+    assert cli.main(promote) == 0
     out = capsys.readouterr().out
     assert "promoted iris-classifier 1.1.0" in out and "next: serving: a reviewed change of active_slot blue -> green" in out
     assert cli.main(["promote", "status", "--topology", "aws", *common]) == 0
-    assert "aws-staging        blue  (active) iris-classifier 1.1.0  verified 2025-11-21T12:00:00Z" in capsys.readouterr().out
+    assert ("aws-staging        blue  (active) iris-classifier 1.1.0  verified 2025-11-21T12:00:00Z by lastmile.verify "
+            "(workflow)") in capsys.readouterr().out
 
 
 def test_promotion_path_follows_the_stacks_present(tmp_path):
@@ -280,3 +298,61 @@ def test_check_prefix_against_a_git_revision(tmp_path):
     assert p.check_prefix(log, "HEAD", repo) == []  # appended only
     log.write_text(log.read_text().replace('"n":1', '"n":7'))
     assert "earlier lines were rewritten or removed" in p.check_prefix(log, "HEAD", repo)[0]
+
+
+def test_a_release_the_target_already_serves_is_not_promoted_again(env):
+    # staging and prod both serve 1.0.0: promoting would have copied it into prod's idle slot (a stack that
+    # cannot deploy). The target decides: it serves it already, nothing to promote, nothing written.
+    (env["stacks"] / "Pulumi.aws-staging.yaml").write_text(_aws_stack("staging", V1))
+    _verify(env, "aws-staging", V1)
+    prod = env["stacks"] / "Pulumi.aws-prod.yaml"
+    before = prod.read_text()
+    result = _promote(env)
+    assert not result.changed and result.target_slot == "blue" and result.target_active_slot == "blue"
+    assert prod.read_text() == before and not (env["records"] / p.PROMOTION_LOG).exists()
+
+
+def test_the_rollback_release_is_kept_unless_overwriting_it_is_confirmed(env):
+    # prod switched to 1.1.0 (green active); blue keeps 1.0.0 for rollback. Promoting a newer release into the idle
+    # slot would lose it: refused, naming the release; nothing is written.
+    prod = env["stacks"] / "Pulumi.aws-prod.yaml"
+    prod.write_text(_aws_stack("prod", V1, V2, active="green"))
+    before = prod.read_text()
+    staging = env["stacks"] / "Pulumi.aws-staging.yaml"
+    staging.write_text(staging.read_text().replace("version: 1.1.0", "version: 1.2.0").replace(V2.sha256, "e" * 64))
+    newer = p.Release("iris-classifier", "1.2.0", "e" * 64, V2.sagemaker_images["eu-west-1"])
+    p.record_verification("aws-staging", newer, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="c",
+                          verified_at=NOW, records_dir=env["records"], provenance="ci")
+    with pytest.raises(p.PromotionError) as refused:
+        _promote(env)
+    message = str(refused.value)
+    assert "would overwrite its rollback release iris-classifier 1.0.0" in message
+    assert "--overwrite-rollback-release" in message
+    assert prod.read_text() == before and not (env["records"] / p.PROMOTION_LOG).exists()
+    # Confirmed, the promotion goes on to the next check (here: 1.2.0 is not in the manifest, so it cannot deploy).
+    with pytest.raises(p.PromotionError, match="would not deploy"):
+        _promote(env, overwrite_rollback=True)
+    assert prod.read_text() == before
+
+
+def test_a_newer_staged_candidate_in_the_idle_slot_is_replaced_and_named(env):
+    assert not p._is_rollback(p.Release("iris-classifier", "1.1.0", V2.sha256, "x"),
+                              p.Release("iris-classifier", "1.0.0", V1.sha256, "x"))
+    assert p._is_rollback(p.Release("iris-classifier", "1.0.0", V1.sha256, "x"),
+                          p.Release("iris-classifier", "1.1.0", V2.sha256, "x"))
+    assert p._is_rollback(p.Release("other-model", "9.0.0", V1.sha256, "x"),
+                          p.Release("iris-classifier", "1.1.0", V2.sha256, "x"))
+
+
+def test_a_hand_edited_evidence_line_is_refused_naming_the_line(env):
+    _verify(env, "aws-staging", V1)
+    _verify(env, "aws-staging", V2, outcome="failed")
+    path = env["records"] / p.VERIFICATIONS
+    lines = path.read_text().splitlines(True)
+    # An edited line breaks the hash the next line holds (the last line is guarded by check-log --against, and
+    # promote compares the committed file: see the journey tests).
+    path.write_text(lines[0].replace('"verifier":"lastmile.verify"', '"verifier":"me"') + lines[1])
+    with pytest.raises(p.PromotionError, match=f"{p.VERIFICATIONS}:2: prev_sha256"):
+        _promote(env)
+    with pytest.raises(p.PromotionError, match="not intact"):
+        p.status("aws", env["stacks"], env["records"])

@@ -136,7 +136,7 @@ def test_endpoint_still_on_the_old_config_is_a_rollback(deployed: Deployed, caps
     code = deployed.verify(endpoint_config_name="cfg-b", model_names=["m-b"], rollback_alarm_names=["ep-5xx"])
 
     out = capsys.readouterr().out
-    assert code == ExitCode.FAILED == 2
+    assert code == ExitCode.FAILED == 1
     assert "FAIL    endpoint-config" in out
     assert "SageMaker rolled endpoint ep back: it runs config cfg-a, the stack deployed config cfg-b" in out
     assert "Check the rollback alarms (ep-5xx) in CloudWatch" in out
@@ -160,7 +160,7 @@ def test_rollback_message_carries_the_deployment_details(deployed: Deployed,
     code = deployed.verify("--json", endpoint_config_name="cfg-b", model_names=["m-b"])
 
     report = json.loads(capsys.readouterr().out)
-    assert code == report["exit_code"] == 2
+    assert code == report["exit_code"] == 1
     by_check = {f["check"]: f for f in report["findings"]}
     assert by_check["endpoint-status"]["status"] == "FAIL"
     message = by_check["endpoint-config"]["message"]
@@ -186,7 +186,7 @@ def test_failed_or_rolling_back_endpoint_fails(deployed: Deployed, capsys: pytes
     endpoint.endpoint_status = status
     endpoint.failure_reason = reason
 
-    assert deployed.verify() == 2
+    assert deployed.verify() == 1
 
     out = capsys.readouterr().out
     status_line = next(line for line in out.splitlines() if " endpoint-status " in line)
@@ -199,7 +199,7 @@ def test_missing_endpoint_fails_with_a_clear_message(deployed: Deployed, capsys:
     code = deployed.verify(endpoint_name="ep-gone")
 
     captured = capsys.readouterr()
-    assert code == 2
+    assert code == 3  # could not check
     assert "cannot describe endpoint ep-gone: it does not exist in region eu-west-1" in captured.out
     assert "Could not find endpoint" in captured.out
     assert "Traceback" not in captured.out + captured.err
@@ -208,7 +208,7 @@ def test_missing_endpoint_fails_with_a_clear_message(deployed: Deployed, capsys:
 def test_deleted_running_config_fails(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
     deployed.client.delete_endpoint_config(EndpointConfigName="cfg-a")  # complaint #2: deleted under the endpoint
 
-    assert deployed.verify() == 2
+    assert deployed.verify() == 1
     out = capsys.readouterr().out
     assert "cannot read endpoint config cfg-a that endpoint ep runs" in out
 
@@ -218,7 +218,7 @@ def test_no_credentials_fails_without_traceback(deployed: Deployed, monkeypatch:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
 
-    assert deployed.verify() == 2
+    assert deployed.verify() == 3  # could not check
     captured = capsys.readouterr()
     assert "no AWS credentials to describe endpoint ep" in captured.out
     assert "Traceback" not in captured.out + captured.err
@@ -276,8 +276,8 @@ def test_verify_runs_as_the_lastmile_command(deployed: Deployed, aws_env: dict[s
          "--endpoint-url", deployed.url, "--json"],
         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120, check=False,
     )
-    assert rolled_back.returncode == 2
-    assert json.loads(rolled_back.stdout)["exit_code"] == 2
+    assert rolled_back.returncode == 1
+    assert json.loads(rolled_back.stdout)["exit_code"] == 1
 
 
 def test_stack_outputs_come_from_the_pulumi_cli(deployed: Deployed, monkeypatch: pytest.MonkeyPatch,
@@ -300,7 +300,7 @@ def test_unusable_outputs_list_every_problem(tmp_path: Path, capsys: pytest.Capt
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({"endpoint_name": "[secret]", "model_names": "m-a"}))
 
-    assert main(["--outputs-file", str(path)]) == 2
+    assert main(["--outputs-file", str(path)]) == 3  # could not check
     err = capsys.readouterr().err
     for problem in ("'endpoint_name' is a secret", "'endpoint_config_name' is missing", "'region' is missing",
                     "'model_names' must be a list"):
@@ -375,7 +375,7 @@ def test_check_capacity_short_of_desired_fails_when_settled_and_waits_when_updat
 
 def test_check_zero_instances_fails_and_serverless_passes() -> None:
     zero = [{"VariantName": "primary", "CurrentInstanceCount": 0}]
-    assert exit_code(check(_endpoint(ProductionVariants=zero), _config(), EXPECTED)) == 2
+    assert exit_code(check(_endpoint(ProductionVariants=zero), _config(), EXPECTED)) == 1
     serverless = [{"VariantName": "primary", "CurrentServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}]
     assert exit_code(check(_endpoint(ProductionVariants=serverless), _config(), EXPECTED)) == 0
 

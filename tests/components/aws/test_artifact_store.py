@@ -7,6 +7,7 @@ import pytest
 
 from aws_constants import KEY_ARN, RELEASES
 from components.aws.artifact_store import ArtifactStore, ArtifactStoreArgs, ModelArtifact
+from lastmile.common import REPO_ROOT
 
 COMPONENT = "lastmile:aws:ArtifactStore"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -97,7 +98,7 @@ def test_release_objects_are_content_addressed_and_encrypted(mock_run):
         release = RELEASES[version]
         obj = graph.named(f"store-iris-classifier-{version}")
         assert obj.inputs["key"] == f"models/iris-classifier/{version}/{release.sha256}/model.tar.gz"
-        assert obj.inputs["source"]["path"] == str(release.artifact_path)
+        assert obj.inputs["source"]["path"] == release.artifact_path.relative_to(REPO_ROOT).as_posix()  # repository-relative
         assert obj.inputs["checksumAlgorithm"] == "SHA256"
         assert (obj.inputs["serverSideEncryption"], obj.inputs["kmsKeyId"]) == ("aws:kms", KEY_ARN)
         assert obj.inputs["bucketKeyEnabled"] is True

@@ -1,0 +1,65 @@
+"""A copy of the repository in which `lastmile` runs as a user runs it (journey and engine tests).
+
+``copy_repo`` copies the tracked and unignored files (what a clone has, plus the work in progress);
+``Checkout.lastmile(...)`` runs ``python -m lastmile ...`` there as a subprocess, so the copy's packages
+shadow the installed ones and every file the command writes lands in the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMMAND_TIMEOUT_SECONDS = 600
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the repository's tracked and unignored files (what a clone plus the work in progress has)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        source = REPO_ROOT / rel
+        if not source.is_file():
+            continue  # deleted in the work tree
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return dest
+
+
+def git_init(root: Path) -> None:
+    """Make the copy a git repository with one commit (HEAD), as a clone is: plan and check-log need git."""
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin"}
+    for argv in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "copy"]):
+        subprocess.run(["git", *argv], cwd=root, env=env, check=True, capture_output=True)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (but .git) with its sha256: compare before/after to prove nothing was written."""
+    return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*")) if path.is_file() and ".git" not in path.relative_to(root).parts}
+
+
+@dataclass
+class Checkout:
+    """A copy of the repository in which `lastmile` runs as a user runs it."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def lastmile_argv(self, *args: str) -> list[str]:
+        """``python -m lastmile ARGS``: run with the copy as working directory, its packages shadow the install."""
+        return [sys.executable, "-m", "lastmile", *args]
+
+    def lastmile(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.lastmile_argv(*args), cwd=self.root, capture_output=True, text=True,
+                              env={**self.env, **(extra_env or {})}, timeout=COMMAND_TIMEOUT_SECONDS, check=False)
+
+    def stack_file(self, stack: str) -> Path:
+        return self.root / "stacks" / f"Pulumi.{stack}.yaml"
