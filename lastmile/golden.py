@@ -316,26 +316,36 @@ def stack_release(stack: str, slot: str | None, stacks_dir: Path = STACKS_DIR) -
     return str(release["model"]), str(release["version"]), str(chosen), config
 
 
+def run_check(golden: GoldenSet, *, url: str | None = None, sagemaker_endpoint: str | None = None,
+              region: str | None = None, target_variant: str | None = None,
+              timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, ca_file: str | None = None) -> GoldenResult:
+    """Ask one endpoint (a V2 ``url`` or a SageMaker endpoint in ``region``) ``golden``'s rows.
+
+    Raises GoldenError for unusable arguments and EndpointUnavailable when the endpoint cannot be asked.
+    """
+    if bool(url) == bool(sagemaker_endpoint):
+        raise GoldenError("pass exactly one of a V2 endpoint URL and a SageMaker endpoint name")
+    if not 0 < timeout_seconds <= 300:
+        raise GoldenError(f"timeout {timeout_seconds:g}: allowed 0 < seconds <= 300")
+    if url:
+        return check_v2(golden, url, timeout_seconds=timeout_seconds, ca_file=ca_file)
+    if not region:
+        raise GoldenError("a SageMaker endpoint needs its region; fix: pass the region")
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("sagemaker-runtime", region_name=region, config=Config(
+        connect_timeout=timeout_seconds, read_timeout=timeout_seconds, retries={"max_attempts": 2}))
+    return check_sagemaker(golden, str(sagemaker_endpoint), client, target_variant)
+
+
 def _golden(args: argparse.Namespace) -> int:
     try:
-        if bool(args.url) == bool(args.sagemaker_endpoint):
-            raise GoldenError("pass exactly one of --url (a V2 endpoint) and --sagemaker-endpoint (an endpoint name)")
-        if not 0 < args.timeout <= 300:
-            raise GoldenError(f"--timeout {args.timeout:g}: allowed 0 < seconds <= 300")
         model, version, slot, config = stack_release(args.stack, args.slot)
         golden = load_golden_set(model, version)
-        if args.url:
-            result = check_v2(golden, args.url, timeout_seconds=args.timeout, ca_file=args.ca_file)
-        else:
-            import boto3
-            from botocore.config import Config
-
-            region = args.region or (config.get(f"{NAMESPACE}:aws") or {}).get("region")
-            if not region:
-                raise GoldenError(f"stack {args.stack} names no lastmile:aws.region; fix: pass --region")
-            client = boto3.client("sagemaker-runtime", region_name=region, config=Config(
-                connect_timeout=args.timeout, read_timeout=args.timeout, retries={"max_attempts": 2}))
-            result = check_sagemaker(golden, args.sagemaker_endpoint, client, args.target_variant)
+        region = args.region or (config.get(f"{NAMESPACE}:aws") or {}).get("region")
+        result = run_check(golden, url=args.url, sagemaker_endpoint=args.sagemaker_endpoint, region=region,
+                           target_variant=args.target_variant, timeout_seconds=args.timeout, ca_file=args.ca_file)
     except GoldenError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.REFUSED

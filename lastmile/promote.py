@@ -209,6 +209,7 @@ def record_verification(
     verified_at: datetime | None = None,
     provenance: str = "manual",
     ci_run: str | None = None,
+    golden: dict[str, Any] | None = None,
     records_dir: Path = RECORDS_DIR,
 ) -> dict[str, Any]:
     """Append the result of a post-deploy check of ``stack`` to promotions/verifications.jsonl.
@@ -217,7 +218,8 @@ def record_verification(
     an on-prem smoke/readiness check (``k8s_revision``: the Deployment revision or pod-template hash
     that served the smoke requests). ``outcome="failed"`` revokes earlier evidence for the release.
     ``provenance``: ``ci`` when a deploy workflow run wrote it (``ci_run`` is that run's URL), ``manual`` when a
-    person typed it; prod accepts only ``ci`` evidence.
+    person typed it; prod accepts only ``ci`` evidence. ``golden``: the golden-set result
+    (``lastmile.golden.GoldenResult.to_evidence()``) the verification ran against the deployed slot.
     """
     rel = release if isinstance(release, Release) else Release.from_mapping(release, "release")
     if outcome not in OUTCOMES:
@@ -237,6 +239,8 @@ def record_verification(
         "provenance": provenance,
         "ci_run": ci_run,
     }
+    if golden is not None:
+        record["golden"] = golden
     return append_record(records_dir / VERIFICATIONS, record)
 
 
@@ -469,6 +473,13 @@ def promote(
                              "the on-prem readiness check) passed",
                              f"deploy {source} through the deploy workflow, which verifies and records the result; "
                              "manual evidence cannot be forced into prod")
+    golden = evidence.get("golden") or {}
+    if target_env == "prod" and not golden.get("passed"):
+        raise PromotionError(f"{release.label()} has no passed golden set in its evidence from {source}",
+                             "a release reaches prod only after its golden inference (the rows pinned in "
+                             "model_artifacts/manifest.json) answered as pinned on the endpoint it was deployed to",
+                             f"record the verification of {source} with --golden-sagemaker-endpoint <endpoint> (SageMaker) "
+                             "or --golden-url <the slot's V2 URL> (on-prem): the deploy workflow does")
     to_slot = _resolve_slot(target_serving, into)
     if to_slot not in SLOTS:
         raise PromotionError(f"--into {into}", "allowed: idle, active, blue, green", "pick one of those")
@@ -668,17 +679,61 @@ def _cmd_record(args: argparse.Namespace) -> int:
         slot, release = verified_release(args.stack, args.slot, endpoint_config_name=args.endpoint_config_name,
                                          k8s_revision=args.k8s_revision, stacks_dir=Path(args.stacks_dir))
         verified_at = _parse_time(args.verified_at)
+        golden = _golden_check(args, release)
     except PromotionError as error:
         print(f"lastmile promote record-verification: refused, nothing was recorded: {error}", file=sys.stderr)
         return ExitCode.REFUSED
+    except _GoldenUnavailable as error:
+        print(f"lastmile promote record-verification: could not ask the endpoint, nothing was recorded: {error}",
+              file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    outcome, detail = args.outcome, args.detail
+    if golden is not None and not golden.passed:
+        outcome, detail = "failed", golden.message()  # a failing golden set revokes the release's evidence
     provenance, run = ci_provenance()
     record = record_verification(args.stack, release, verifier=args.verifier, git_commit=args.git_commit or git_commit(),
                                  endpoint_config_name=args.endpoint_config_name, k8s_revision=args.k8s_revision,
-                                 outcome=args.outcome, detail=args.detail, verified_at=verified_at,
-                                 provenance=provenance, ci_run=run, records_dir=Path(args.records_dir))
+                                 outcome=outcome, detail=detail, verified_at=verified_at,
+                                 provenance=provenance, ci_run=run,
+                                 golden=golden.to_evidence() if golden is not None else None,
+                                 records_dir=Path(args.records_dir))
+    if golden is not None:
+        print(golden.message(), file=sys.stdout if golden.passed else sys.stderr)
     print(f"recorded: {args.stack} slot {slot} {release.label()} {record['outcome']} at {record['verified_at']} "
           f"({'by the workflow run ' + run if run else 'manual: typed by hand, not accepted as evidence for prod'})")
+    if golden is not None and not golden.passed:
+        print(f"lastmile promote record-verification: the golden set failed: {release.label()} is not promoted "
+              f"from {args.stack} and must not receive traffic", file=sys.stderr)
+        return ExitCode.FINDINGS
     return ExitCode.OK
+
+
+class _GoldenUnavailable(Exception):
+    """The endpoint the golden set was to be asked could not be reached."""
+
+
+def _golden_check(args: argparse.Namespace, release: Release) -> Any:
+    """Run the release's golden set against the endpoint the arguments name (None: no endpoint named)."""
+    if not (args.golden_url or args.golden_sagemaker_endpoint):
+        return None
+    from lastmile import golden
+
+    try:
+        golden_set = golden.load_golden_set(release.model, release.version)
+        region = args.golden_region or _stack_region(args.stack, Path(args.stacks_dir))
+        return golden.run_check(golden_set, url=args.golden_url, sagemaker_endpoint=args.golden_sagemaker_endpoint,
+                                region=region, ca_file=args.golden_ca_file)
+    except golden.GoldenError as error:
+        raise PromotionError("the golden check cannot run", str(error),
+                             "pass one of --golden-url and --golden-sagemaker-endpoint (with --golden-region "
+                             "when the stack names no lastmile:aws.region)") from None
+    except golden.EndpointUnavailable as error:
+        raise _GoldenUnavailable(str(error)) from None
+
+
+def _stack_region(stack: str, stacks_dir: Path) -> str | None:
+    document = _yaml().load((stacks_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
+    return ((document.get("config") or {}).get(f"{NAMESPACE}:aws") or {}).get("region")
 
 
 def check_prefix(path: Path, rev: str, repo: Path = REPO_ROOT) -> list[str]:
@@ -790,6 +845,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     record.add_argument("--detail", help="e.g. the failure reason SageMaker reported")
     record.add_argument("--git-commit", help="the commit that was deployed (default: HEAD)")
     record.add_argument("--verified-at", help="ISO time, UTC (default: now)")
+    golden = record.add_mutually_exclusive_group()
+    golden.add_argument("--golden-url", help="ask the slot's V2 endpoint (on-prem: its preview Service) the release's "
+                                             "golden set first; a failing row records the release as failed")
+    golden.add_argument("--golden-sagemaker-endpoint", help="ask this SageMaker endpoint the release's golden set "
+                                                            "first; a failing row records the release as failed")
+    record.add_argument("--golden-region", help="AWS region of that endpoint (default: the stack's lastmile:aws.region)")
+    record.add_argument("--golden-ca-file", help="PEM CA bundle for an https --golden-url")
     _dirs(record)
     record.set_defaults(func=_cmd_record)
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
+from contextlib import contextmanager
 
+from moto.server import ThreadedMotoServer
 from ruamel.yaml import YAML
+from sklearn_container import Container
+
+from infra.manifest import load_manifest
+from lastmile import golden
 
 
 def _edit_serving(path, edit) -> None:
@@ -43,9 +50,40 @@ def _endpoint_config_name(checkout, stack: str) -> str:
 
 
 WORKFLOW = {"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "4242", "GITHUB_REPOSITORY": "acme/lastmile"}
+REGION = "eu-central-1"  # aws-staging's
 
 
-def test_dev_to_staging_to_prod_and_rollback(fresh_checkout):
+@contextmanager
+def sagemaker_serving(tmp_path):
+    """moto's sagemaker-runtime on 127.0.0.1; ``serve(version)`` makes the endpoint answer the next
+    InvokeEndpoint with what that release's own code/inference.py answers to the golden rows."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    base = f"http://{host}:{port}"
+
+    def serve(version: str) -> None:
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()  # moto answers an identical request as it did before: forget it (in-process state)
+        container = Container(load_manifest()[("iris-classifier", version)].artifact_path, tmp_path / version)
+        rows = golden.sagemaker_request(golden.load_golden_set("iris-classifier", "1.1.0"))
+        body, content_type = container.invoke(rows, "application/json", "application/json")
+        request = urllib.request.Request(f"{base}/moto-api/static/sagemaker/endpoint-results", method="POST",
+                                         data=json.dumps({"region": REGION, "results": [
+                                             {"Body": body, "ContentType": content_type}]}).encode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+
+    env = {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": base, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing"}
+    try:
+        yield serve, env
+    finally:
+        server.stop()
+
+
+def test_dev_to_staging_to_prod_and_rollback(fresh_checkout, tmp_path):
     c = fresh_checkout
     # The state a release starts from: dev serves 1.1.0; staging and prod serve 1.0.0 and have nothing staged.
     for stack in ("aws-staging", "aws-prod"):
@@ -76,6 +114,21 @@ def test_dev_to_staging_to_prod_and_rollback(fresh_checkout):
          expect=("only manual evidence in aws-staging",))
     _run(c, "promote", "record-verification", "--stack", "aws-staging", "--endpoint-config-name", config,
          "--verifier", "lastmile.verify", env=WORKFLOW, expect=("by the workflow run",))
+    _run(c, "promote", "--topology", "aws", "--from", "staging", "--to", "prod", code=2,
+         expect=("no passed golden set in its evidence from aws-staging", "--golden-sagemaker-endpoint"))
+    # The workflow's verification asks the deployed endpoint the release's golden set (moto's
+    # sagemaker-runtime answering what a release's own code/inference.py answers).
+    with sagemaker_serving(tmp_path) as (serve, aws):
+        serve("1.0.0")  # the endpoint still serves the old model: row 0 differs, the release is revoked
+        _run(c, "promote", "record-verification", "--stack", "aws-staging", "--endpoint-config-name", config,
+             "--verifier", "lastmile.verify", "--golden-sagemaker-endpoint", "iris-staging", env={**WORKFLOW, **aws},
+             code=1, expect=("FAILED", "row 0: input [5.1, 3.5, 1.4, 0.2]", "must not receive traffic"))
+        _run(c, "promote", "--topology", "aws", "--from", "staging", "--to", "prod", code=2,
+             expect=("no evidence of a good deployment in aws-staging", "golden set of iris-classifier 1.1.0", "row 0"))
+        serve("1.1.0")  # after the fix
+        _run(c, "promote", "record-verification", "--stack", "aws-staging", "--endpoint-config-name", config,
+             "--verifier", "lastmile.verify", "--golden-sagemaker-endpoint", "iris-staging", env={**WORKFLOW, **aws},
+             expect=("all 7 rows answered as pinned", "by the workflow run"))
     _run(c, "promote", "--topology", "aws", "--from", "staging", "--to", "prod",
          expect=("promoted iris-classifier 1.1.0", "aws-prod slot green"))
     for verb in (("synth", "aws-prod"), ("policy", "aws-prod"), ("contract", "--stack", "aws-prod")):
