@@ -1,4 +1,4 @@
-"""The Kubernetes output, judged by a real kube-apiserver (REFERENCE.md §4, §5).
+"""The Kubernetes output, judged by a real kube-apiserver.
 
 Mocks, kubernetes-validate and checkov read the manifests; here a real API server (v1.33, etcd,
 no kubelet: tools/kube/) stores and admits them. That adds what only the server knows:
