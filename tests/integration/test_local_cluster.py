@@ -210,6 +210,25 @@ def test_never_ready_image_runs_but_never_becomes_ready_nor_an_endpoint(local_cl
     assert ready == set()
 
 
+def test_job_pods_complete_and_a_deleted_namespace_goes_away(local_cluster: LocalCluster) -> None:
+    """pod-complete (a Job's pod Succeeds) and pod-delete (pods of a deleted namespace are removed)."""
+    kubectl, namespace = local_cluster.kubectl, "job-and-delete"
+    restricted_namespace(kubectl, namespace)
+    deployment, _ = app_manifests(namespace, "batch", READY_IMAGE, replicas=1)
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once", "namespace": namespace},
+           "spec": {"backoffLimit": 0, "template": {"spec": {**deployment["spec"]["template"]["spec"],
+                                                             "restartPolicy": "Never"}}}}
+    apply(kubectl, [job, deployment])
+    run_kubectl(kubectl, "wait", "-n", namespace, "--for=condition=Complete", f"--timeout={WAIT_SECONDS}s", "job/once")
+    job_pods = get_json(kubectl, "pods", "-n", namespace, "-l", "batch.kubernetes.io/job-name=once")["items"]
+    assert [p["status"]["phase"] for p in job_pods] == ["Succeeded"]
+    run_kubectl(kubectl, "wait", "-n", namespace, "--for=condition=Available", f"--timeout={WAIT_SECONDS}s",
+                "deployment/batch")
+
+    run_kubectl(kubectl, "delete", "namespace", namespace, "--wait=true", f"--timeout={WAIT_SECONDS}s")
+    assert kubectl("get", "namespace", namespace).returncode != 0
+
+
 # ---- the CLI on a cluster of its own ---------------------------------------------------------------
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
