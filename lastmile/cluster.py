@@ -521,7 +521,8 @@ def _wait_until(probe: Callable[[], bool], deadline: float, what: str, watched: 
 
 def find_binaries(bin_dir: Path | None = None, *, quiet: bool = True) -> Path:
     """The directory with the five binaries: ``bin_dir``, else ``$LASTMILE_KUBE_BIN``, else what
-    tools/kube/bootstrap.sh prints (it builds them on first use, ~15 min cold). Raises ClusterUnavailable."""
+    tools/kube/bootstrap.sh prints (it builds them on first use: 15-40 min cold on 2 cores; its log goes
+    to stderr unless ``quiet``, then into the error). Raises ClusterUnavailable."""
     chosen = bin_dir or (Path(os.environ["LASTMILE_KUBE_BIN"]) if os.environ.get("LASTMILE_KUBE_BIN") else None)
     if chosen is None:
         try:
@@ -687,7 +688,8 @@ def _argv(name: str, binary: str, paths: _Paths, ports: dict[str, int], url: str
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}={FAKE_NODE_ANNOTATION_VALUE}",
                 f"--server-address={HOST}:{ports[name]}", f"--tls-cert-file={pki / 'controllers.crt'}",
-                f"--tls-private-key-file={pki / 'controllers.key'}", f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}"]
+                f"--tls-private-key-file={pki / 'controllers.key'}", f"--cidr={POD_CIDR}", f"--node-ip={NODE_IP}",
+                "--node-lease-duration-seconds=40"]  # leases in kube-node-lease, as kubelets renew them
     raise ValueError(f"unknown component {name!r}")
 
 
@@ -727,7 +729,6 @@ def start(workdir: Path = DEFAULT_WORKDIR, bin_dir: Path | None = None, *,
     ClusterStartError (a process exited or was not ready by ``timeout_seconds``; the processes
     started so far are stopped again).
     """
-    say = progress or (lambda _message: None)
     paths = _Paths(Path(workdir).resolve())
     if list(components[:2]) != list(APISERVER_ONLY) or list(components) != [c for c in ALL_COMPONENTS if c in components]:
         raise ValueError(f"components {list(components)}: allowed are {list(ALL_COMPONENTS)} in this order, "
@@ -735,7 +736,23 @@ def start(workdir: Path = DEFAULT_WORKDIR, bin_dir: Path | None = None, *,
     paths.workdir.mkdir(parents=True, exist_ok=True)
     paths.workdir.chmod(0o700)
     paths.logs.mkdir(exist_ok=True)
+    with _locked(paths):
+        return _start_locked(paths, bin_dir, components, die_with_parent, timeout_seconds, smoke_check, progress)
 
+
+@contextmanager
+def _locked(paths: _Paths) -> Iterator[None]:
+    """One `up` or `down` at a time per work directory (a second caller waits)."""
+    import fcntl
+
+    with (paths.workdir / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _start_locked(paths: _Paths, bin_dir: Path | None, components: Sequence[str], die_with_parent: bool,
+                  timeout_seconds: float, smoke_check: bool, progress: Callable[[str], None] | None) -> Cluster:
+    say = progress or (lambda _message: None)
     reused = _reusable(paths, components)
     if reused is not None:
         if KWOK in components:
@@ -745,7 +762,7 @@ def start(workdir: Path = DEFAULT_WORKDIR, bin_dir: Path | None = None, *,
         return reused
     if paths.state.exists():  # a partly dead cluster: stop what is left of it (ours only), then start afresh
         say("stopping what is left of the previous cluster")
-        stop(paths.workdir)
+        _stop_locked(paths, STOP_TIMEOUT_SECONDS)
         paths.state.unlink(missing_ok=True)
 
     binaries = _check_binaries(find_binaries(bin_dir, quiet=progress is None), components)
@@ -789,6 +806,10 @@ def start(workdir: Path = DEFAULT_WORKDIR, bin_dir: Path | None = None, *,
                 if KWOK in components:
                     for collection, obj in _kwok_rbac():
                         _create(cluster, collection, obj)
+                    # A kwok instance holds a node's Lease under a random identity; the previous one
+                    # (stopped) would keep the new one off the nodes until its Leases expire (~40 s).
+                    for node in NODE_NAMES:
+                        cluster.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}")
             elif name == ETCD:
                 _wait_until(lambda: _health(component, ca_cert, tokens["admin"])[0], deadline, name, started)
         for component in started[2:]:
@@ -819,6 +840,13 @@ def stop(workdir: Path = DEFAULT_WORKDIR, *, timeout_seconds: float = STOP_TIMEO
     outcome per component, or None when nothing is recorded. Nothing else in ``workdir`` is removed.
     """
     paths = _Paths(Path(workdir).resolve())
+    if not paths.state.exists():
+        return None
+    with _locked(paths):
+        return _stop_locked(paths, timeout_seconds)
+
+
+def _stop_locked(paths: _Paths, timeout_seconds: float) -> dict[str, str] | None:
     state = _read_state(paths)
     if state is None:
         return None

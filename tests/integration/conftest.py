@@ -1,19 +1,20 @@
-"""Fixtures for the tests against a real local Kubernetes API server (tools/kube/).
+"""Fixtures for the tests against a real local Kubernetes control plane (lastmile/cluster.py, tools/kube/).
 
-``kube_bin`` builds or finds etcd + kube-apiserver (tools/kube/bootstrap.sh). When that fails the
-tests skip with the bootstrap's error, except under CI (``CI`` set to true), where they fail: a
-verification rung that silently disappears in CI is worse than a red build.
+``kube_bin`` builds or finds the binaries (tools/kube/bootstrap.sh). When that fails the tests skip
+with the bootstrap's error, except under CI (``CI`` set to true), where they fail: a verification
+rung that silently disappears in CI is worse than a red build.
+
+``start_cluster`` starts etcd + kube-apiserver only (objects admitted, nothing runs them);
+``local_cluster`` is one whole cluster (controllers, scheduler, kwok nodes) shared by the session.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,29 +22,18 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from lastmile import cluster as local
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBE_TOOLS = REPO_ROOT / "tools" / "kube"
 BOOTSTRAP_TIMEOUT_SECONDS = 60 * 60  # a cold build takes ~15 min on 2 cores; a warm one < 1 s
 START_TIMEOUT_SECONDS = 60
 KUBECTL_TIMEOUT_SECONDS = 60
-
-
-def _load_apiserver_module() -> ModuleType:
-    """tools/ is not a package: load tools/kube/apiserver.py by path."""
-    name = "lastmile_tools_kube_apiserver"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, KUBE_TOOLS / "apiserver.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+CLUSTER_START_TIMEOUT_SECONDS = 180
 
 
 def _in_ci() -> bool:
@@ -58,7 +48,7 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def kube_bin() -> Path:
-    """The directory with etcd and kube-apiserver, built or taken from the cache by bootstrap.sh."""
+    """The directory with the cluster's binaries, built or taken from the cache by bootstrap.sh."""
     try:
         result = subprocess.run([str(KUBE_TOOLS / "bootstrap.sh")], capture_output=True, text=True,
                                 timeout=BOOTSTRAP_TIMEOUT_SECONDS)
@@ -128,9 +118,9 @@ def start_cluster(kube_bin: Path, kubectl_path: str,
                   tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], AbstractContextManager[Cluster]]:
     """``with start_cluster("name") as cluster:`` a fresh etcd + kube-apiserver, stopped on exit.
 
-    A server that does not start raises ApiServerStartError with both servers' log tails.
+    A server that does not start raises ClusterStartError with both servers' log tails.
     """
-    local_apiserver = _load_apiserver_module().local_apiserver
+    local_apiserver = local.local_apiserver
 
     @contextmanager
     def start(name: str) -> Iterator[Cluster]:
@@ -142,3 +132,30 @@ def start_cluster(kube_bin: Path, kubectl_path: str,
                           start_seconds=time.monotonic() - started)
 
     return start
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """The session's whole local cluster (lastmile.cluster.Cluster) and a kubectl for it."""
+
+    cluster: local.Cluster
+    kubectl: Kubectl
+    start_seconds: float
+
+
+@pytest.fixture(scope="session")
+def local_cluster(kube_bin: Path, kubectl_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok with two fake nodes) for
+    the tests that only read or use their own namespaces; stopped, its directory removed, at session end."""
+    base = tmp_path_factory.mktemp("local-cluster")
+    started = time.monotonic()
+    try:
+        context = local.local_cluster(base / "cluster", kube_bin, timeout_seconds=CLUSTER_START_TIMEOUT_SECONDS)
+        running = context.__enter__()
+    except local.ClusterUnavailable as error:
+        _unavailable(str(error))
+    try:
+        yield LocalCluster(running, Kubectl(kubectl_path, running.kubeconfig_path, base / "kubectl-cache"),
+                           time.monotonic() - started)
+    finally:
+        context.__exit__(None, None, None)

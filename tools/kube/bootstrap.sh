@@ -33,7 +33,7 @@ KUBE_MOD=k8s.io/kubernetes
 ETCD_MOD=go.etcd.io/etcd/server/v3
 KWOK_MOD=sigs.k8s.io/kwok
 KUBE_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler)
-ETCD_MIN_VERSION=3.5.13 # older 3.5 releases lack fixes the 1.33 apiserver relies on (REFERENCE.md §5)
+ETCD_MIN_VERSION=3.5.13 # older 3.5 releases lack fixes the 1.33 apiserver relies on
 
 log() { printf 'kube/bootstrap: %s\n' "$*" >&2; }
 die() { printf 'kube/bootstrap: error: %s\n' "$*" >&2; exit 1; }
