@@ -15,3 +15,4 @@ synth: setup
 
 bench: setup
 	.venv/bin/python tools/bench_synth.py
+	.venv/bin/python tools/bench_engine.py

@@ -1,15 +1,20 @@
-"""Benchmark: the real engine on onprem-local against the program's own share (offline synthesis).
+"""Benchmark: the real engine on onprem-local, on a local cluster, against the program's own share and
+against the no-framework way of applying the same manifests.
 
-Measured, each as a user runs it (a fresh process, in a throwaway copy of the repository so the work
-tree's state is untouched):
-  bootstrap (warm)  tools/engine/bootstrap.sh with the cache in place
-  up (cold)         `lastmile up onprem-local` on an empty state (every resource created)
-  preview (no-op)   `lastmile preview onprem-local` right after
-  up (no-op)        `lastmile up onprem-local` again
-  synth             `lastmile synth onprem-local` (mocks, no engine): what the program itself costs
-Interleaved rounds; medians, and each engine step's ratio to synth. The cold bootstrap is reported
-from the BUILDINFO of the cache (how long the build took is printed by tools/setup.sh; pass
---cold-seconds to record a measured one). Not a test: nothing asserts a time. Writes build/bench/engine.json.
+Each sample is a command as a user runs it (a fresh process), in a throwaway copy of the repository with
+its own local cluster (so the work tree's state and cluster are untouched). Per round:
+  bootstrap (warm)   tools/engine/bootstrap.sh with the cache in place
+  synth              `lastmile synth onprem-local` (mocks, no engine): what the program itself costs
+  up (cold)          `lastmile up onprem-local` into an empty namespace (32 resources, awaits readiness)
+  preview (no-op)    `lastmile preview onprem-local`
+  up (no-op)         `lastmile up onprem-local` again
+  flip               `lastmile up` after active_slot moved (two Service selectors)
+  flip back          the rollback: `lastmile up` with active_slot as before
+  destroy            `lastmile destroy onprem-local`
+  kubectl apply      `kubectl apply --server-side -f` of the same stack's rendered manifests to the same
+                     API server (no waiting for readiness), then the namespace deleted
+Interleaved rounds; medians and each step's ratio to synth and to kubectl apply. Not a test: nothing
+asserts a time. Writes build/bench/engine.json.
 
     .venv/bin/python tools/bench_engine.py [--runs 5]
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -29,6 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = "onprem-local"
+NAMESPACE = "lastmile-local"
 
 
 def _copy(dest: Path) -> None:
@@ -40,52 +47,89 @@ def _copy(dest: Path) -> None:
             shutil.copy2(REPO / rel, dest / rel)
 
 
-def _timed(argv: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
+def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
     result = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             check=False)
     elapsed = time.perf_counter() - start
-    if result.returncode not in ok:
+    if result.returncode != 0:
         sys.exit(f"bench: {' '.join(argv)} exited {result.returncode}:\n{result.stderr[-2000:]}")
     return elapsed
+
+
+def _set_active(stack_file: Path, slot: str) -> None:
+    stack_file.write_text(re.sub(r"(?m)^(    active_slot: )\w+$", rf"\g<1>{slot}", stack_file.read_text()))
+
+
+def _namespace_gone(kubectl: list[str]) -> None:
+    deadline = time.monotonic() + 120
+    while subprocess.run([*kubectl, "get", "namespace", NAMESPACE], capture_output=True, check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            sys.exit(f"bench: namespace {NAMESPACE} still there after 120 s")
+        time.sleep(0.5)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cold-seconds", type=float, help="a measured cold bootstrap, to record beside the rest")
     args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    from lastmile import cluster
+
     lastmile = [sys.executable, "-m", "lastmile"]
-    samples: dict[str, list[float]] = {k: [] for k in ("bootstrap_warm", "up_cold", "preview_noop", "up_noop", "synth")}
+    steps = ("bootstrap_warm", "synth", "up_cold", "preview_noop", "up_noop", "flip", "flip_back", "destroy",
+             "kubectl_apply")
+    samples: dict[str, list[float]] = {k: [] for k in steps}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "repo"
         _copy(work)
+        stack_file = work / "stacks" / f"Pulumi.{STACK}.yaml"
+        active = re.search(r"(?m)^    active_slot: (\w+)$", stack_file.read_text()).group(1)
+        other = "blue" if active == "green" else "green"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "LASTMILE_"))}
         env["LASTMILE_PULUMI_HOME"] = str(Path(tmp) / "home")
-        for round_ in range(args.runs):
-            print(f"bench: round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
-            env["LASTMILE_PULUMI_STATE_DIR"] = str(Path(tmp) / f"state-{round_}")
-            shutil.rmtree(work / "rendered", ignore_errors=True)
-            samples["bootstrap_warm"].append(_timed([str(REPO / "tools/engine/bootstrap.sh")], work, env))
-            samples["synth"].append(_timed([*lastmile, "synth", STACK, "--out", str(Path(tmp) / "synth")], work, env))
-            samples["up_cold"].append(_timed([*lastmile, "up", STACK], work, env))
-            samples["preview_noop"].append(_timed([*lastmile, "preview", STACK], work, env))
-            samples["up_noop"].append(_timed([*lastmile, "up", STACK], work, env))
+        rendered = Path(tmp) / "rendered"
+        _timed([*lastmile, "render", STACK, "--out", str(rendered)], work, env)
+        print("bench: starting a local cluster", file=sys.stderr, flush=True)
+        with cluster.local_cluster(work / ".lastmile" / "cluster") as live:
+            kubectl = ["kubectl", "--kubeconfig", str(live.kubeconfig_path)]
+            for round_ in range(args.runs):
+                print(f"bench: round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
+                env["LASTMILE_PULUMI_STATE_DIR"] = str(Path(tmp) / f"state-{round_}")
+                samples["bootstrap_warm"].append(_timed([str(REPO / "tools/engine/bootstrap.sh")], work, env))
+                samples["synth"].append(_timed([*lastmile, "synth", STACK, "--out", str(Path(tmp) / "synth")], work, env))
+                samples["up_cold"].append(_timed([*lastmile, "up", STACK], work, env))
+                samples["preview_noop"].append(_timed([*lastmile, "preview", STACK], work, env))
+                samples["up_noop"].append(_timed([*lastmile, "up", STACK], work, env))
+                _set_active(stack_file, other)
+                samples["flip"].append(_timed([*lastmile, "up", STACK], work, env))
+                _set_active(stack_file, active)
+                samples["flip_back"].append(_timed([*lastmile, "up", STACK], work, env))
+                samples["destroy"].append(_timed([*lastmile, "destroy", STACK], work, env))
+                _namespace_gone(kubectl)
+                samples["kubectl_apply"].append(_timed([*kubectl, "apply", "--server-side", "-f", str(rendered)],
+                                                       work, env))
+                subprocess.run([*kubectl, "delete", "namespace", NAMESPACE, "--wait=false"], capture_output=True,
+                               check=False)
+                _namespace_gone(kubectl)
     medians = {k: statistics.median(v) for k, v in samples.items()}
     result = {
-        "command": "tools/bench_engine.py --runs %d" % args.runs,
+        "command": f"tools/bench_engine.py --runs {args.runs}",
         "runs": args.runs,
         "medians_seconds": {k: round(v, 3) for k, v in medians.items()},
-        "ratios_to_synth": {k: round(medians[k] / medians["synth"], 2) for k in ("up_cold", "preview_noop", "up_noop")},
-        "bootstrap_cold_seconds": args.cold_seconds,
+        "ratios_to_synth": {k: round(medians[k] / medians["synth"], 2) for k in steps if k != "synth"},
+        "ratios_to_kubectl_apply": {k: round(medians[k] / medians["kubectl_apply"], 2)
+                                    for k in ("up_cold", "up_noop", "flip", "flip_back")},
         "samples_seconds": {k: [round(x, 3) for x in v] for k, v in samples.items()},
     }
     out = REPO / "build" / "bench" / "engine.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     for key, value in result["medians_seconds"].items():
-        ratio = result["ratios_to_synth"].get(key)
-        print(f"{key:16s} median {value:7.3f} s" + (f"   {ratio:.2f}x synth" if ratio else ""))
+        extra = ""
+        if key in result["ratios_to_kubectl_apply"]:
+            extra = f"   {result['ratios_to_synth'][key]:.2f}x synth, {result['ratios_to_kubectl_apply'][key]:.2f}x kubectl apply"
+        print(f"{key:16s} median {value:7.3f} s{extra}")
     print(f"written to {out.relative_to(REPO)}")
     return 0
 

@@ -5,7 +5,7 @@ modules) that the stack's synthesis loads, found by running it once. Each sample
 interpreter (as a user runs it), so both sides pay the same start-up cost.
 Prints the medians and their ratio; writes build/bench/synth.json. Not a test: nothing asserts a time.
 
-    .venv/bin/python tools/bench_synth.py [--stack aws-prod] [--runs 7]
+    .venv/bin/python tools/bench_synth.py [--stack aws-prod ...] [--runs 7]
 """
 
 from __future__ import annotations
@@ -48,32 +48,39 @@ def _sample(argv: list[str]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", default="aws-prod")
+    parser.add_argument("--stack", action="append", help="a stack (repeatable; default: every stack in stacks/)")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    floor = _floor_imports(args.stack)
+    stacks = args.stack or sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (REPO / "stacks").glob("Pulumi.*.yaml"))
     with tempfile.TemporaryDirectory() as out:
-        commands = {
-            "floor": [sys.executable, "-c", floor],
-            "synth": [sys.executable, "-m", "lastmile", "synth", args.stack, "--out", out],
-        }
-        _sample(commands["synth"])  # warm the file cache and bytecode once, for both sides
-        samples: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(args.runs):  # interleave, so drift in machine load hits both sides alike
-            for name, argv in commands.items():
-                samples[name].append(_sample(argv))
-    medians = {name: statistics.median(values) for name, values in samples.items()}
-    result = {
-        "stack": args.stack,
-        "runs": args.runs,
-        "median_seconds": {k: round(v, 3) for k, v in medians.items()},
-        "ratio_synth_to_floor": round(medians["synth"] / medians["floor"], 2),
-        "floor": floor,
-    }
+        commands: dict[tuple[str, str], list[str]] = {}
+        for stack in stacks:
+            print(f"bench: finding the SDK modules {stack} loads", file=sys.stderr, flush=True)
+            commands[(stack, "floor")] = [sys.executable, "-c", _floor_imports(stack)]
+            commands[(stack, "synth")] = [sys.executable, "-m", "lastmile", "synth", stack, "--out", out]
+            _sample(commands[(stack, "synth")])  # warm the file cache and bytecode once, for both sides
+        samples: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+        for round_ in range(args.runs):  # interleave, so drift in machine load hits every side alike
+            print(f"bench: round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
+            for key, argv in commands.items():
+                samples[key].append(_sample(argv))
+        sizes = {stack: len(json.loads((Path(out) / f"{stack}.json").read_text())["resources"]) for stack in stacks}
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    per_stack = {stack: {"resources": sizes[stack], "synth_s": round(medians[(stack, "synth")], 3),
+                         "floor_s": round(medians[(stack, "floor")], 3),
+                         "ratio": round(medians[(stack, "synth")] / medians[(stack, "floor")], 2)} for stack in stacks}
+    result: dict = {"command": "tools/bench_synth.py --runs %d" % args.runs, "runs": args.runs, "stacks": per_stack}
+    if {"aws-dev", "hybrid-prod"} <= set(stacks):
+        small, large = per_stack["aws-dev"], per_stack["hybrid-prod"]
+        result["slope_ms_per_resource"] = round(1000 * ((large["synth_s"] - large["floor_s"]) - (small["synth_s"] - small["floor_s"]))
+                                                / (large["resources"] - small["resources"]), 1)
     (REPO / "build" / "bench").mkdir(parents=True, exist_ok=True)
     (REPO / "build" / "bench" / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{args.stack}: synth median {medians['synth']:.2f} s, import floor median {medians['floor']:.2f} s, "
-          f"ratio {result['ratio_synth_to_floor']} ({args.runs} runs each, fresh interpreters)")
+    print(f"{'stack':16s} {'resources':>9s} {'synth':>8s} {'floor':>8s} {'ratio':>6s}   (medians of {args.runs}, fresh interpreters)")
+    for stack, row in per_stack.items():
+        print(f"{stack:16s} {row['resources']:9d} {row['synth_s']:8.2f} {row['floor_s']:8.2f} {row['ratio']:6.2f}")
+    if "slope_ms_per_resource" in result:
+        print(f"framework cost per resource (hybrid-prod vs aws-dev, above the floor): {result['slope_ms_per_resource']} ms")
     return 0
 
 

@@ -61,13 +61,19 @@ def env(tmp_path: Path) -> dict[str, Path]:
     return {"stacks": stacks, "records": records}
 
 
+# What a passed golden check adds to the evidence (lastmile.golden.GoldenResult.to_evidence(); the real check
+# against an endpoint runs in tests/journeys and tests/serving).
+GOLDEN_PASSED = {"check": "golden-set", "model": "iris-classifier", "rows": 7, "passed": True}
+
+
 def _verify(env, stack: str, release, outcome: str = "verified", at: datetime = NOW, detail: str | None = None,
-            provenance: str = "ci"):
-    """Evidence as the deploy workflow records it (provenance ci); pass provenance="manual" for typed-by-hand."""
+            provenance: str = "ci", golden: dict | None = GOLDEN_PASSED):
+    """Evidence as the deploy workflow records it (provenance ci, golden set passed); pass provenance="manual" for
+    typed-by-hand, golden=None for evidence without a golden check."""
     rel = p.Release("iris-classifier", release.version, release.sha256, release.sagemaker_images["eu-west-1"])
     return p.record_verification(stack, rel, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="cfg-1",
                                  outcome=outcome, detail=detail, verified_at=at, records_dir=env["records"],
-                                 provenance=provenance)
+                                 provenance=provenance, golden=golden)
 
 
 def _promote(env, source="staging", target="prod", **kwargs):
@@ -187,7 +193,7 @@ def test_a_release_the_target_cannot_deploy_is_refused_before_writing(env):
     staging.write_text(staging.read_text().replace(V2.sha256, "f" * 64))
     bad = p.Release("iris-classifier", "1.1.0", "f" * 64, V2.sagemaker_images["eu-west-1"])
     p.record_verification("aws-staging", bad, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="c",
-                          verified_at=NOW, records_dir=env["records"], provenance="ci")
+                          verified_at=NOW, records_dir=env["records"], provenance="ci", golden=GOLDEN_PASSED)
     before = (env["stacks"] / "Pulumi.aws-prod.yaml").read_text()
     with pytest.raises(p.PromotionError, match="would not deploy"):
         _promote(env)
@@ -251,7 +257,21 @@ def test_cli_record_then_promote(env, capsys, monkeypatch):
     assert "only manual evidence in aws-staging" in capsys.readouterr().err
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_RUN_ID", "42")
-    assert cli.main(record) == 0  # the deploy workflow records it
+    assert cli.main(record) == 0  # the deploy workflow records it, but without asking the endpoint its golden set
+    assert cli.main(promote) == 2
+    assert "no passed golden set in its evidence from aws-staging" in capsys.readouterr().err
+    from lastmile import golden
+
+    asked = []
+
+    def answered_as_pinned(golden_set, **where):  # the endpoint (faked here; real in tests/journeys) answers right
+        asked.append(where)
+        return golden.GoldenResult(golden_set.model, golden_set.version, "sagemaker endpoint iris", 7,
+                                   golden_set.version, failure=None)
+
+    monkeypatch.setattr(golden, "run_check", answered_as_pinned)
+    assert cli.main([*record, "--golden-sagemaker-endpoint", "iris"]) == 0
+    assert asked == [{"url": None, "sagemaker_endpoint": "iris", "region": "eu-west-1", "ca_file": None}]
     assert cli.main(promote) == 0
     out = capsys.readouterr().out
     assert "promoted iris-classifier 1.1.0" in out and "next: serving: a reviewed change of active_slot blue -> green" in out
@@ -322,7 +342,7 @@ def test_the_rollback_release_is_kept_unless_overwriting_it_is_confirmed(env):
     staging.write_text(staging.read_text().replace("version: 1.1.0", "version: 1.2.0").replace(V2.sha256, "e" * 64))
     newer = p.Release("iris-classifier", "1.2.0", "e" * 64, V2.sagemaker_images["eu-west-1"])
     p.record_verification("aws-staging", newer, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="c",
-                          verified_at=NOW, records_dir=env["records"], provenance="ci")
+                          verified_at=NOW, records_dir=env["records"], provenance="ci", golden=GOLDEN_PASSED)
     with pytest.raises(p.PromotionError) as refused:
         _promote(env)
     message = str(refused.value)
