@@ -221,7 +221,6 @@ class RecordingMocks(pulumi_mocks.Mocks):
         state = dict(args.inputs)
         physical = physical_name(args.typ, args.name)
         if args.typ.startswith("aws:"):
-            service = args.typ.split(":")[1].split("/")[0]
             given = state.get("name")
             physical = given if isinstance(given, str) and given else physical
             if args.typ in EC2_ID_PREFIXES:

@@ -10,7 +10,7 @@ from typing import Callable
 
 from components.aws.limits import CANARY_PERCENT_RANGE, MAX_EXECUTION_SECONDS_RANGE
 from infra.manifest import file_sha256, load_manifest
-from infra.settings.common import Environment, Problem, Slot, Topology
+from infra.settings.common import Environment, Problem, Topology
 from infra.settings.sections import RolloutStrategy
 
 Sections = dict[str, object]

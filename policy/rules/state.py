@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Iterable
 
 from policy.rules.core import (
-    get,
     GraphDict,
     inputs,
     K8S_SECRET,

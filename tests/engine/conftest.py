@@ -15,20 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import rungs
 from repo_copy import Checkout, copy_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"CI is set and the Pulumi engine is unavailable: {reason}", pytrace=False)
-    pytest.skip(reason)
+    rungs.unavailable("the Pulumi engine", reason)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import subprocess
 import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
+from rungs import moto_server
 
 pytestmark = pytest.mark.engine
 
@@ -29,13 +29,8 @@ STORE_KEY = '{"access_key_id":"team-test","secret_access_key":"team-test-value-n
 
 @pytest.fixture
 def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 def test_team_stack_state_in_s3_and_secrets_under_kms_hold_no_plaintext(make_checkout, engine_bin, moto_endpoint) -> None:

@@ -11,7 +11,6 @@ rung that silently disappears in CI is worse than a red build.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rungs import unavailable
 
 from lastmile import cluster as local
 
@@ -36,14 +36,8 @@ KUBECTL_TIMEOUT_SECONDS = 60
 CLUSTER_START_TIMEOUT_SECONDS = 180
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI is set and the local Kubernetes API server is unavailable: {reason}", pytrace=False)
-    pytest.skip(reason)
+    unavailable("the local Kubernetes API server", reason)
 
 
 @pytest.fixture(scope="session")

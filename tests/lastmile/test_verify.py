@@ -9,7 +9,6 @@ are set on its in-process backend (the threaded server shares it).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import stat
 import subprocess
@@ -21,10 +20,10 @@ from typing import Any
 
 import boto3
 import pytest
+from rungs import moto_server
 import requests
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.server import ThreadedMotoServer
 
 from lastmile import cli, verify
 from lastmile.verify import ExitCode, Expected, Status, check, exit_code
@@ -43,17 +42,8 @@ def main(argv: list[str]) -> int:
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """One moto server per module, on a free loopback port; state is reset per test."""
-    werkzeug = logging.getLogger("werkzeug")
-    level = werkzeug.level
-    werkzeug.setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        werkzeug.setLevel(level)
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
