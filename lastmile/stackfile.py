@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from components.problems import NO_VALUE, Problem
 from lastmile.common import STACKS_DIR
 
 NAMESPACE = "lastmile"
@@ -37,24 +38,10 @@ SECRET_PLACEHOLDER = "[secret placeholder: ciphertext is only readable by the en
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
-@dataclass(frozen=True)
-class StackFileProblem:
-    """One thing wrong with a stack file itself: where, the value found, why, and the fix."""
-
-    field: str
-    value: Any
-    message: str
-    fix: str
-
-    def render(self) -> str:
-        shown = "" if self.value is None else f" = {self.value!r}"
-        return f"{self.field}{shown}\n      {self.message}\n      fix: {self.fix}"
-
-
 class StackFileError(ValueError):
     """A stack file the tools refuse to read; the message lists every problem (field, value, allowed, fix)."""
 
-    def __init__(self, stack: str, path: str, problems: list[StackFileProblem]) -> None:
+    def __init__(self, stack: str, path: str, problems: list[Problem]) -> None:
         self.stack, self.problems = stack, problems
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         body = "\n".join(f"  {i}. {p.render()}" for i, p in enumerate(problems, 1))
@@ -87,7 +74,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _parse_yaml(text: str, where: str) -> tuple[Any, list[StackFileProblem]]:
+def _parse_yaml(text: str, where: str) -> tuple[Any, list[Problem]]:
     loader = _UniqueKeyLoader(text)
     loader.duplicates = []
     try:
@@ -96,30 +83,30 @@ def _parse_yaml(text: str, where: str) -> tuple[Any, list[StackFileProblem]]:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        return None, [StackFileProblem(f"{where}{line}", None, f"not valid YAML: {problem}",
+        return None, [Problem(f"{where}{line}", NO_VALUE, f"not valid YAML: {problem}",
                                        "correct the YAML at that line (indentation, a missing ':' or quote)")]
     finally:
         loader.dispose()
-    problems = [StackFileProblem(f"{where} line {line}", key, "this key is given twice in the same mapping; YAML "
+    problems = [Problem(f"{where} line {line}", key, "this key is given twice in the same mapping; YAML "
                                  "would silently keep the last one (Pulumi refuses such a file)",
                                  f"keep one {key!r} and delete the other")
                 for key, line in loader.duplicates]
     return document, problems
 
 
-def _plaintext_secrets(config: dict[str, Any]) -> list[StackFileProblem]:
+def _plaintext_secrets(config: dict[str, Any]) -> list[Problem]:
     from infra.settings.loader import SECRET_KEYS
 
     problems = []
     for full_key, value in config.items():
         key = str(full_key).split(":", 1)[-1]
         if str(full_key).startswith(f"{NAMESPACE}:") and key in SECRET_KEYS and not _is_secure(value):
-            problems.append(StackFileProblem(str(full_key), "[plaintext, not shown]",
+            problems.append(Problem(str(full_key), "[plaintext, not shown]",
                                              "a secret must be stored encrypted (secure:), never as plaintext",
                                              f"remove it, rotate the value (it may be in git history) and set it with "
                                              f"`pulumi config set --secret {full_key}`"))
         elif _PRIVATE_KEY.search(json.dumps(value, default=str)):
-            problems.append(StackFileProblem(str(full_key), "[a private key, not shown]",
+            problems.append(Problem(str(full_key), "[a private key, not shown]",
                                              "the value holds a plaintext private key",
                                              "remove it, rotate the key, and pass it as a secret (secure:)"))
     return problems
@@ -129,7 +116,7 @@ def _is_secure(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"} and isinstance(value["secure"], str)
 
 
-def _namespaces(config: dict[str, Any]) -> list[StackFileProblem]:
+def _namespaces(config: dict[str, Any]) -> list[Problem]:
     problems = []
     for full_key in config:
         text = str(full_key)
@@ -138,7 +125,7 @@ def _namespaces(config: dict[str, Any]) -> list[StackFileProblem]:
             continue
         close = difflib.get_close_matches(namespace, KNOWN_NAMESPACES, n=1, cutoff=0.6)
         suggestion = f"{close[0]}:{key}" if close and key else f"{NAMESPACE}:{text}"
-        problems.append(StackFileProblem(
+        problems.append(Problem(
             f"config.{text}", None,
             f"unknown config namespace {namespace if key else '(none)'!r}: nothing reads this key; allowed "
             f"namespaces: {', '.join(KNOWN_NAMESPACES)}",
@@ -146,19 +133,19 @@ def _namespaces(config: dict[str, Any]) -> list[StackFileProblem]:
     return problems
 
 
-def _name_matches(stack: str, config: dict[str, Any]) -> list[StackFileProblem]:
+def _name_matches(stack: str, config: dict[str, Any]) -> list[Problem]:
     """``<topology>-<environment>``: the name says what the file deploys, so they must agree."""
     topology, _, suffix = stack.partition("-")
     problems = []
     given_topology = config.get(f"{NAMESPACE}:topology")
     if topology in TOPOLOGIES and given_topology in TOPOLOGIES and given_topology != topology:
-        problems.append(StackFileProblem(f"{NAMESPACE}:topology", given_topology,
+        problems.append(Problem(f"{NAMESPACE}:topology", given_topology,
                                          f"the stack is named {stack!r}, so its topology is {topology!r}",
                                          f"set {NAMESPACE}:topology to {topology}, or name the stack after its topology"))
     given_env = config.get(f"{NAMESPACE}:environment")
     expected = suffix if suffix in ENVIRONMENTS else "dev"  # onprem-local and other laptop stacks are dev
     if topology in TOPOLOGIES and suffix and given_env in ENVIRONMENTS and given_env != expected:
-        problems.append(StackFileProblem(f"{NAMESPACE}:environment", given_env,
+        problems.append(Problem(f"{NAMESPACE}:environment", given_env,
                                          f"the stack is named {stack!r}, so its environment is {expected!r} (prod "
                                          "protections and defaults follow the environment)",
                                          f"set {NAMESPACE}:environment to {expected}, or use the stack of that "
@@ -173,12 +160,12 @@ def parse_stack_text(stack: str, text: str, where: str | None = None) -> dict[st
     if document is None and not problems:
         document = {}
     if not problems and not isinstance(document, dict):
-        problems.append(StackFileProblem(where, type(document).__name__,
+        problems.append(Problem(where, type(document).__name__,
                                          "a stack file is a YAML mapping with a 'config:' mapping",
                                          "start the file with 'config:' and indent the lastmile: keys under it"))
     config = document.get("config") if isinstance(document, dict) else None
     if isinstance(document, dict) and config is not None and not isinstance(config, dict):
-        problems.append(StackFileProblem(f"{where} config", type(config).__name__, "'config' must be a mapping",
+        problems.append(Problem(f"{where} config", type(config).__name__, "'config' must be a mapping",
                                          "indent the lastmile: keys under 'config:'"))
     if isinstance(config, dict):
         problems += _namespaces(config) + _name_matches(stack, config) + _plaintext_secrets(config)

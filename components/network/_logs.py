@@ -9,24 +9,24 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.limits import LOG_RETENTION_DAYS  # one list of CloudWatch's retention values
-from components.network.addressing import Finding
+from components.problems import Problem
 
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 
-def check_log_args(prefix: str, kms_key_arn: Any, retention_days: Any) -> list[Finding]:
+def check_log_args(prefix: str, kms_key_arn: Any, retention_days: Any) -> list[Problem]:
     """Findings for a log group's key (a plain string must be a KMS key ARN) and retention."""
     findings = []
     if kms_key_arn is None or kms_key_arn == "":
-        findings.append(Finding(f"{prefix}kms_key_arn", kms_key_arn, "log groups are KMS-encrypted (CKV_AWS_158)",
+        findings.append(Problem(f"{prefix}kms_key_arn", kms_key_arn, "log groups are KMS-encrypted (CKV_AWS_158)",
                                 "pass the ARN of a customer-managed KMS key whose policy admits "
                                 "logs.<region>.amazonaws.com"))
     elif isinstance(kms_key_arn, str) and not _KMS_KEY_ARN.match(kms_key_arn):
-        findings.append(Finding(f"{prefix}kms_key_arn", kms_key_arn,
+        findings.append(Problem(f"{prefix}kms_key_arn", kms_key_arn,
                                 "not a KMS key ARN (CloudWatch Logs refuses aliases)",
                                 "pass arn:aws:kms:<region>:<account>:key/<key-id>, e.g. a Key's .arn output"))
     if retention_days not in LOG_RETENTION_DAYS or isinstance(retention_days, bool):
-        findings.append(Finding(f"{prefix}retention_days", retention_days,
+        findings.append(Problem(f"{prefix}retention_days", retention_days,
                                 f"CloudWatch accepts only {LOG_RETENTION_DAYS}",
                                 "pick the nearest allowed value (CKV_AWS_338 wants >= 365)"))
     return findings

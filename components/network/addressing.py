@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from typing import Any, Iterable
+
+from components.problems import Problem
 
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
@@ -32,31 +33,6 @@ CUSTOMER_ASN_2BYTE_FIELD_MAX = 2_147_483_647
 AMAZON_SIDE_ASN_RANGES = ((64512, 65534), (4_200_000_000, 4_294_967_294))
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One invalid argument: the field, the value given, what is allowed, how to fix it."""
-
-    field: str
-    value: Any
-    message: str
-    fix: str
-
-    def render(self) -> str:
-        return f"{self.field} = {self.value!r}: {self.message}; fix: {self.fix}"
-
-
-class ArgsError(ValueError):
-    """Invalid component Args. Lists every finding at once."""
-
-    def __init__(self, owner: str, findings: list[Finding]) -> None:
-        self.findings = findings
-        body = "\n".join(f"  - {f.render()}" for f in findings)
-        super().__init__(f"{owner}: {len(findings)} invalid argument(s):\n{body}")
-
-
-def raise_findings(owner: str, findings: list[Finding]) -> None:
-    if findings:
-        raise ArgsError(owner, findings)
 
 
 def parse_network(text: Any) -> ipaddress.IPv4Network | None:
@@ -85,27 +61,27 @@ def overlapping_pairs(networks: Iterable[ipaddress.IPv4Network]) -> list[tuple[i
     return [(i, j) for i in range(len(items)) for j in range(i + 1, len(items)) if items[i].overlaps(items[j])]
 
 
-def check_vpc_cidr(field: str, text: Any) -> list[Finding]:
+def check_vpc_cidr(field: str, text: Any) -> list[Problem]:
     network = parse_network(text)
     if network is None:
-        return [Finding(field, text, "not an IPv4 network in CIDR form without host bits",
+        return [Problem(field, text, "not an IPv4 network in CIDR form without host bits",
                         "write it as e.g. 10.40.0.0/16")]
     problems = []
     if not is_rfc1918(network):
-        problems.append(Finding(field, text, "the VPC must use a private RFC 1918 range (10/8, 172.16/12, 192.168/16)",
+        problems.append(Problem(field, text, "the VPC must use a private RFC 1918 range (10/8, 172.16/12, 192.168/16)",
                                 "pick a free private range such as 10.40.0.0/16"))
     if network.prefixlen not in VPC_PREFIX_LENGTHS:
-        problems.append(Finding(field, text, "AWS allows VPC prefix lengths /16 to /28",
+        problems.append(Problem(field, text, "AWS allows VPC prefix lengths /16 to /28",
                                 "use a prefix length in /16-/28"))
     return problems
 
 
-def check_onprem_cidrs(field: str, cidrs: Iterable[Any], vpc_cidr: Any) -> list[Finding]:
+def check_onprem_cidrs(field: str, cidrs: Iterable[Any], vpc_cidr: Any) -> list[Problem]:
     """Each on-prem CIDR is private RFC 1918 and overlaps neither the VPC nor another on-prem CIDR."""
     cidrs = list(cidrs)
-    problems: list[Finding] = []
+    problems: list[Problem] = []
     if not cidrs:
-        return [Finding(field, cidrs, "at least one on-prem CIDR is needed (routes, security groups, DNS)",
+        return [Problem(field, cidrs, "at least one on-prem CIDR is needed (routes, security groups, DNS)",
                         "list the on-prem networks that reach the VPC, e.g. [10.20.0.0/16]")]
     vpc = parse_network(vpc_cidr)
     parsed: list[tuple[int, ipaddress.IPv4Network]] = []
@@ -113,64 +89,64 @@ def check_onprem_cidrs(field: str, cidrs: Iterable[Any], vpc_cidr: Any) -> list[
         network = parse_network(text)
         item = f"{field}.{index}"
         if network is None:
-            problems.append(Finding(item, text, "not an IPv4 network in CIDR form without host bits",
+            problems.append(Problem(item, text, "not an IPv4 network in CIDR form without host bits",
                                     "write it as e.g. 10.20.0.0/16"))
             continue
         if not is_rfc1918(network):
-            problems.append(Finding(item, text, "on-prem networks reach the VPC only over the VPN and must be private "
+            problems.append(Problem(item, text, "on-prem networks reach the VPC only over the VPN and must be private "
                                     "RFC 1918 ranges (10/8, 172.16/12, 192.168/16); a public range would route "
                                     "internet-bound traffic into the tunnel", "list the private on-prem range instead"))
             continue  # one problem per entry: overlaps are judged among private ranges
         parsed.append((index, network))
         if vpc is not None and network.overlaps(vpc):
-            problems.append(Finding(item, text,
+            problems.append(Problem(item, text,
                                     f"overlaps the VPC CIDR {vpc}: routes to one side would shadow the other",
                                     "renumber: pick a VPC CIDR or on-prem range that does not overlap"))
     for i, j in overlapping_pairs(n for _, n in parsed):
         (first, a), (second, b) = parsed[i], parsed[j]
-        problems.append(Finding(f"{field}.{second}", str(b), f"overlaps {field}.{first} ({a})",
+        problems.append(Problem(f"{field}.{second}", str(b), f"overlaps {field}.{first} ({a})",
                                 "merge the two into one CIDR or remove the duplicate"))
     return problems
 
 
-def check_customer_gateway_ip(field: str, text: Any) -> list[Finding]:
+def check_customer_gateway_ip(field: str, text: Any) -> list[Problem]:
     if is_public_ipv4(text):
         return []
-    return [Finding(field, text, "the customer gateway needs the on-prem device's public, internet-routable IPv4 "
+    return [Problem(field, text, "the customer gateway needs the on-prem device's public, internet-routable IPv4 "
                     "address; private, shared (100.64/10), loopback, link-local, documentation, multicast and "
                     "reserved addresses are refused",
                     "use the public address of the on-prem VPN device's outside interface")]
 
 
-def check_customer_asn(field: str, asn: Any) -> list[Finding]:
+def check_customer_asn(field: str, asn: Any) -> list[Problem]:
     if isinstance(asn, int) and not isinstance(asn, bool) and 1 <= asn <= CUSTOMER_ASN_MAX:
         return []
-    return [Finding(field, asn, f"a BGP ASN is an integer 1-{CUSTOMER_ASN_MAX}",
+    return [Problem(field, asn, f"a BGP ASN is an integer 1-{CUSTOMER_ASN_MAX}",
                     "use the on-prem router's ASN, e.g. 65010")]
 
 
-def check_amazon_side_asn(field: str, asn: Any) -> list[Finding]:
+def check_amazon_side_asn(field: str, asn: Any) -> list[Problem]:
     if isinstance(asn, int) and not isinstance(asn, bool) and any(lo <= asn <= hi for lo, hi in AMAZON_SIDE_ASN_RANGES):
         return []
     allowed = " or ".join(f"{lo}-{hi}" for lo, hi in AMAZON_SIDE_ASN_RANGES)
-    return [Finding(field, asn, f"the Amazon-side ASN must be a private ASN in {allowed}", "use e.g. 64512")]
+    return [Problem(field, asn, f"the Amazon-side ASN must be a private ASN in {allowed}", "use e.g. 64512")]
 
 
-def check_tunnel_inside_cidr(field: str, text: Any) -> list[Finding]:
+def check_tunnel_inside_cidr(field: str, text: Any) -> list[Problem]:
     """An optional tunnel inside CIDR: a /30 in 169.254.0.0/16 that AWS does not reserve."""
     if text is None:
         return []
     network = parse_network(text)
     if network is None or network.prefixlen != 30 or not network.subnet_of(TUNNEL_INSIDE_RANGE):
-        return [Finding(field, text, "a tunnel inside CIDR is a /30 in 169.254.0.0/16",
+        return [Problem(field, text, "a tunnel inside CIDR is a /30 in 169.254.0.0/16",
                         "use e.g. 169.254.10.0/30, or omit it and AWS picks one")]
     if network in TUNNEL_INSIDE_RESERVED:
-        return [Finding(field, text, f"reserved by AWS: {', '.join(map(str, TUNNEL_INSIDE_RESERVED))}",
+        return [Problem(field, text, f"reserved by AWS: {', '.join(map(str, TUNNEL_INSIDE_RESERVED))}",
                         "pick another /30 in 169.254.0.0/16")]
     return []
 
 
-def check_distinct_inside_cidrs(field: str, cidrs: list[Any]) -> list[Finding]:
+def check_distinct_inside_cidrs(field: str, cidrs: list[Any]) -> list[Problem]:
     """The tunnels of one connection need different inside CIDRs (field: ``<field>.<index>.inside_cidr``)."""
     seen: dict[Any, int] = {}
     problems = []
@@ -179,42 +155,42 @@ def check_distinct_inside_cidrs(field: str, cidrs: list[Any]) -> list[Finding]:
         if network is None:
             continue
         if network in seen:
-            problems.append(Finding(f"{field}.{index}.inside_cidr", text,
+            problems.append(Problem(f"{field}.{index}.inside_cidr", text,
                                     f"the same inside CIDR as {field}.{seen[network]}", "give each tunnel its own /30"))
         seen.setdefault(network, index)
     return problems
 
 
-def check_availability_zones(field: str, zones: Iterable[Any], region: str | None) -> list[Finding]:
+def check_availability_zones(field: str, zones: Iterable[Any], region: str | None) -> list[Problem]:
     """At least 2 distinct zones; when ``region`` is given, every zone belongs to it."""
     zones = list(zones)
-    problems: list[Finding] = []
+    problems: list[Problem] = []
     if len(set(zones)) < 2 or len(set(zones)) != len(zones):
-        problems.append(Finding(field, zones, "needs at least 2 distinct availability zones (SageMaker.5, CKV_AWS_370)",
+        problems.append(Problem(field, zones, "needs at least 2 distinct availability zones (SageMaker.5, CKV_AWS_370)",
                                 "list two or more different zones of the region, e.g. [eu-west-1a, eu-west-1b]"))
     if region is not None:
         problems += check_zones_in_region(field, zones, region)
     return problems
 
 
-def check_zones_in_region(field: str, zones: Iterable[Any], region: str) -> list[Finding]:
+def check_zones_in_region(field: str, zones: Iterable[Any], region: str) -> list[Problem]:
     foreign = [z for z in zones if not (isinstance(z, str) and z.startswith(region) and len(z) == len(region) + 1)]
     if not foreign:
         return []
-    return [Finding(field, foreign, f"not zones of the stack's region {region}",
+    return [Problem(field, foreign, f"not zones of the stack's region {region}",
                     f"use zones named {region}a, {region}b, ...")]
 
 
-def check_region(field: str, region: Any) -> list[Finding]:
+def check_region(field: str, region: Any) -> list[Problem]:
     if isinstance(region, str) and _REGION.match(region):
         return []
-    return [Finding(field, region, "not an AWS region name", "use e.g. eu-west-1")]
+    return [Problem(field, region, "not an AWS region name", "use e.g. eu-west-1")]
 
 
-def check_account_id(field: str, account_id: Any) -> list[Finding]:
+def check_account_id(field: str, account_id: Any) -> list[Problem]:
     if isinstance(account_id, str) and account_id.isdigit() and len(account_id) == 12:
         return []
-    return [Finding(field, account_id, "an AWS account id is 12 digits", "pass it as a string, e.g. '123456789012'")]
+    return [Problem(field, account_id, "an AWS account id is 12 digits", "pass it as a string, e.g. '123456789012'")]
 
 
 def partition_for(region: str) -> str:

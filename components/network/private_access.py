@@ -25,14 +25,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.problems import Problem, raise_problems
 from components.network.addressing import (
-    Finding,
     check_account_id,
     check_onprem_cidrs,
     check_region,
     check_vpc_cidr,
     partition_for,
-    raise_findings,
 )
 
 _SAGEMAKER_ENDPOINT_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:endpoint/[A-Za-z0-9-]{1,63}$")
@@ -87,31 +86,31 @@ class PrivateServiceAccessArgs:
         for name in ("subnet_ids", "route_table_ids", "onprem_cidrs", "interface_services"):
             value = getattr(self, name)
             object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
-        findings: list[Finding] = [*check_vpc_cidr("vpc_cidr", self.vpc_cidr)]
+        findings: list[Problem] = [*check_vpc_cidr("vpc_cidr", self.vpc_cidr)]
         findings += check_onprem_cidrs("onprem_cidrs", self.onprem_cidrs, self.vpc_cidr)
         findings += check_region("region", self.region) + check_account_id("account_id", self.account_id)
         if len(self.subnet_ids) < RESOLVER_ADDRESS_COUNT:
-            findings.append(Finding("subnet_ids", f"{len(self.subnet_ids)} subnet(s)",
+            findings.append(Problem("subnet_ids", f"{len(self.subnet_ids)} subnet(s)",
                                     "endpoints and the resolver need subnets in at least 2 availability zones",
                                     "pass PrivateNetwork.subnet_ids"))
         if not self.route_table_ids:
-            findings.append(Finding("route_table_ids", [], "the S3 gateway endpoint needs the private route tables",
+            findings.append(Problem("route_table_ids", [], "the S3 gateway endpoint needs the private route tables",
                                     "pass PrivateNetwork.route_table_ids"))
         services = self.interface_services
         bad = [s for s in services if not isinstance(s, InterfaceService)]
         if bad:
-            findings.append(Finding("interface_services", bad, "only InterfaceService members are allowed: "
+            findings.append(Problem("interface_services", bad, "only InterfaceService members are allowed: "
                                     f"{', '.join(InterfaceService)}", "pass e.g. InterfaceService.SAGEMAKER_RUNTIME"))
         elif InterfaceService.SAGEMAKER_RUNTIME not in services or len(set(services)) != len(services):
-            findings.append(Finding("interface_services", [s.value for s in services],
+            findings.append(Problem("interface_services", [s.value for s in services],
                                     "must include sagemaker.runtime (the private serving path) and list each "
                                     "service once", "add InterfaceService.SAGEMAKER_RUNTIME / drop duplicates"))
         arn = self.sagemaker_endpoint_arn
         if isinstance(arn, str) and not _SAGEMAKER_ENDPOINT_ARN.match(arn):
-            findings.append(Finding("sagemaker_endpoint_arn", arn, "not a SageMaker endpoint ARN",
+            findings.append(Problem("sagemaker_endpoint_arn", arn, "not a SageMaker endpoint ARN",
                                     "pass arn:aws:sagemaker:<region>:<account>:endpoint/<name> "
                                     "(e.g. an Endpoint's .arn)"))
-        raise_findings("PrivateServiceAccessArgs", findings)
+        raise_problems("PrivateServiceAccessArgs", findings)
 
 
 def _account_only_policy(account_id: str, actions: list[str], resources: list[Any]) -> pulumi.Output[str]:

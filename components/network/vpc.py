@@ -24,16 +24,15 @@ import pulumi
 import pulumi_aws as aws
 
 from components.network._logs import check_log_args, encrypted_log_group
+from components.problems import Problem, raise_problems
 from components.network.addressing import (
     SUBNET_MAX_PREFIX_LENGTH,
-    Finding,
     check_account_id,
     check_availability_zones,
     check_region,
     check_vpc_cidr,
     parse_network,
     partition_for,
-    raise_findings,
 )
 
 FLOW_LOG_AGGREGATION_SECONDS = 60
@@ -59,18 +58,18 @@ class PrivateNetworkArgs:
     def __post_init__(self) -> None:
         object.__setattr__(self, "availability_zones", tuple(self.availability_zones))
         region_findings = check_region("region", self.region)
-        findings: list[Finding] = [*check_vpc_cidr("cidr", self.cidr), *region_findings]
+        findings: list[Problem] = [*check_vpc_cidr("cidr", self.cidr), *region_findings]
         findings += check_availability_zones("availability_zones", self.availability_zones,
                                              None if region_findings else self.region)
         findings += check_account_id("account_id", self.account_id)
         findings += check_log_args("flow_log_", self.flow_log_kms_key_arn, self.flow_log_retention_days)
         if not isinstance(self.protect_state, bool):
-            findings.append(Finding("protect_state", self.protect_state, "must be a bool", "pass True in production"))
+            findings.append(Problem("protect_state", self.protect_state, "must be a bool", "pass True in production"))
         network = parse_network(self.cidr)
         if network is not None and not findings and self.subnet_prefix_length() > SUBNET_MAX_PREFIX_LENGTH:
-            findings.append(Finding("cidr", self.cidr, f"too small for {len(self.availability_zones)} subnets of at "
+            findings.append(Problem("cidr", self.cidr, f"too small for {len(self.availability_zones)} subnets of at "
                                     f"least /{SUBNET_MAX_PREFIX_LENGTH}", "use a larger VPC CIDR or fewer zones"))
-        raise_findings("PrivateNetworkArgs", findings)
+        raise_problems("PrivateNetworkArgs", findings)
 
     def subnet_prefix_length(self) -> int:
         """Subnets split the VPC in equal blocks: quarters for up to 4 zones, eighths up to 8, ...

@@ -31,9 +31,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.network._logs import check_log_args, encrypted_log_group
+from components.problems import Problem, raise_problems
 from components.network.addressing import (
     CUSTOMER_ASN_2BYTE_FIELD_MAX,
-    Finding,
     check_amazon_side_asn,
     check_customer_asn,
     check_customer_gateway_ip,
@@ -41,7 +41,6 @@ from components.network.addressing import (
     check_onprem_cidrs,
     check_tunnel_inside_cidr,
     cidr_slug,
-    raise_findings,
 )
 from components.network.tunnel_crypto import (
     DEFAULT_DH_GROUPS,
@@ -80,19 +79,19 @@ _LOG_OPTION_TYPES = {
 }
 
 
-def _enum_tuple(field_name: str, values: Any, enum: type[Enum]) -> tuple[tuple, list[Finding]]:
+def _enum_tuple(field_name: str, values: Any, enum: type[Enum]) -> tuple[tuple, list[Problem]]:
     """``values`` as a tuple of ``enum`` members; findings for anything else (free strings included)."""
     items = tuple(values) if isinstance(values, (list, tuple)) else (values,)
     allowed = ", ".join(str(m.value) for m in enum)
     findings = []
     if not items:
-        findings.append(Finding(field_name, values, "must name at least one value", f"use some of: {allowed}"))
+        findings.append(Problem(field_name, values, "must name at least one value", f"use some of: {allowed}"))
     bad = [v for v in items if not isinstance(v, enum)]
     if bad:
-        findings.append(Finding(field_name, bad, f"only {enum.__name__} members are allowed: {allowed}",
+        findings.append(Problem(field_name, bad, f"only {enum.__name__} members are allowed: {allowed}",
                                 f"pass e.g. {enum.__name__}.{next(iter(enum)).name}"))
     if len(set(items)) != len(items):
-        findings.append(Finding(field_name, list(items), "lists a value twice", "remove the duplicate"))
+        findings.append(Problem(field_name, list(items), "lists a value twice", "remove the duplicate"))
     return items, findings
 
 
@@ -119,10 +118,10 @@ class TunnelOptions:
     """A secret Output (e.g. from secure stack config). Omitted: AWS generates the key."""
 
     def __post_init__(self) -> None:
-        raise_findings("TunnelOptions", self._findings())
+        raise_problems("TunnelOptions", self._findings())
 
-    def _findings(self) -> list[Finding]:
-        found: list[Finding] = []
+    def _findings(self) -> list[Problem]:
+        found: list[Problem] = []
         for name, enum in (("phase1_encryption_algorithms", EncryptionAlgorithm),
                            ("phase2_encryption_algorithms", EncryptionAlgorithm),
                            ("phase1_integrity_algorithms", IntegrityAlgorithm),
@@ -134,18 +133,18 @@ class TunnelOptions:
             found += problems
         for name, enum in (("dpd_timeout_action", DpdTimeoutAction), ("startup_action", StartupAction)):
             if not isinstance(getattr(self, name), enum):
-                found.append(Finding(name, getattr(self, name),
+                found.append(Problem(name, getattr(self, name),
                                      f"must be a {enum.__name__} member: {', '.join(m.value for m in enum)}",
                                      f"pass e.g. {enum.__name__}.{next(iter(enum)).name}"))
         dpd = self.dpd_timeout_seconds
         if (isinstance(dpd, bool) or not isinstance(dpd, int)
                 or not MIN_DPD_TIMEOUT_SECONDS <= dpd <= MAX_DPD_TIMEOUT_SECONDS):
-            found.append(Finding("dpd_timeout_seconds", dpd,
+            found.append(Problem("dpd_timeout_seconds", dpd,
                                  f"allowed: {MIN_DPD_TIMEOUT_SECONDS}-{MAX_DPD_TIMEOUT_SECONDS} seconds",
                                  f"use e.g. {DEFAULT_DPD_TIMEOUT_SECONDS}"))
         found += check_tunnel_inside_cidr("inside_cidr", self.inside_cidr)
         if self.preshared_key is not None and not isinstance(self.preshared_key, pulumi.Output):
-            found.append(Finding("preshared_key", "[not shown]", "a pre-shared key given as a plain value would "
+            found.append(Problem("preshared_key", "[not shown]", "a pre-shared key given as a plain value would "
                                  "sit in code or config in plaintext", "pass a secret Output (config.require_secret / "
                                  "Output.secret), or omit it and AWS generates the key"))
         return found
@@ -182,31 +181,31 @@ class SiteToSiteVpnArgs:
         for name in ("route_table_ids", "onprem_cidrs", "tunnels", "alarm_action_arns"):
             value = getattr(self, name)
             object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
-        findings: list[Finding] = []
+        findings: list[Problem] = []
         if not self.route_table_ids:
-            findings.append(Finding("route_table_ids", [], "the on-prem routes must reach at least one route table",
+            findings.append(Problem("route_table_ids", [], "the on-prem routes must reach at least one route table",
                                     "pass the private route tables (PrivateNetwork.route_table_ids)"))
         findings += check_customer_gateway_ip("customer_gateway_ip_address", self.customer_gateway_ip_address)
         findings += check_customer_asn("customer_gateway_bgp_asn", self.customer_gateway_bgp_asn)
         findings += check_amazon_side_asn("amazon_side_asn", self.amazon_side_asn)
         if self.routing == VpnRouting.BGP and self.customer_gateway_bgp_asn == self.amazon_side_asn:
-            findings.append(Finding("amazon_side_asn", self.amazon_side_asn,
+            findings.append(Problem("amazon_side_asn", self.amazon_side_asn,
                                     "equals the on-prem ASN: BGP needs two ASNs",
                                     "use another private ASN for one side"))
         if not isinstance(self.routing, VpnRouting):
-            findings.append(Finding("routing", self.routing, "must be a VpnRouting member: bgp, static",
+            findings.append(Problem("routing", self.routing, "must be a VpnRouting member: bgp, static",
                                     "pass VpnRouting.BGP or VpnRouting.STATIC"))
         findings += check_onprem_cidrs("onprem_cidrs", self.onprem_cidrs, None)
         if len(self.tunnels) != TUNNEL_COUNT or not all(isinstance(t, TunnelOptions) for t in self.tunnels):
-            findings.append(Finding("tunnels", f"{len(self.tunnels)} item(s)", "an AWS VPN connection has two tunnels; "
+            findings.append(Problem("tunnels", f"{len(self.tunnels)} item(s)", "an AWS VPN connection has two tunnels; "
                                     "both must be configured so neither falls back to AWS's weak defaults",
                                     "pass two TunnelOptions (TunnelOptions() is the hardened profile)"))
         else:
             findings += check_distinct_inside_cidrs("tunnels", [t.inside_cidr for t in self.tunnels])
         findings += check_log_args("log_", self.log_kms_key_arn, self.log_retention_days)
         if not isinstance(self.protect_state, bool):
-            findings.append(Finding("protect_state", self.protect_state, "must be a bool", "pass True in production"))
-        raise_findings("SiteToSiteVpnArgs", findings)
+            findings.append(Problem("protect_state", self.protect_state, "must be a bool", "pass True in production"))
+        raise_problems("SiteToSiteVpnArgs", findings)
 
 
 def _checked_psk(value: str) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from components.problems import MISSING, Problem  # noqa: F401 (the settings' vocabulary re-exports the one type)
 from components.slots import Slot
 
 NAMESPACE = "lastmile"
@@ -59,24 +58,4 @@ class Serving(Strict):
         return self.slots[self.active_slot]
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a stack's config, phrased so the reader can fix it."""
 
-    field: str
-    value: Any
-    message: str
-    fix: str
-
-    def render(self) -> str:
-        shown = "(missing)" if self.value is _MISSING else repr(self.value)
-        return f"{NAMESPACE}:{self.field} = {shown}\n      {self.message}\n      fix: {self.fix}"
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "(missing)"
-
-
-_MISSING: Any = _Missing()
-MISSING = _MISSING

@@ -37,7 +37,6 @@ from typing import Annotated
 from pydantic import Field, StrictBool, StrictInt
 
 from components.network.addressing import (
-    Finding,
     check_amazon_side_asn,
     check_availability_zones,
     check_customer_asn,
@@ -124,8 +123,9 @@ class HybridSettings(Strict):
     traffic_policy: TrafficPolicy
 
 
-def _problems(findings: list[Finding]) -> list[Problem]:
-    return [Problem(f"hybrid.{f.field}", f.value, f.message, f.fix) for f in findings]
+def _problems(found: list[Problem]) -> list[Problem]:
+    """The components' checks name their own fields; in stack config they live under ``hybrid.``."""
+    return [Problem(f"hybrid.{p.field}", p.value, p.message, p.fix) for p in found]
 
 
 def hybrid_addressing(s) -> list[Problem]:
@@ -150,7 +150,7 @@ def hybrid_gateways(s) -> list[Problem]:
     findings += check_customer_asn("customer_gateway.bgp_asn", h.customer_gateway.bgp_asn)
     findings += check_amazon_side_asn("amazon_side_asn", h.amazon_side_asn)
     if h.routing == VpnRouting.BGP and h.customer_gateway.bgp_asn == h.amazon_side_asn:
-        findings.append(Finding("amazon_side_asn", h.amazon_side_asn,
+        findings.append(Problem("amazon_side_asn", h.amazon_side_asn,
                                 "equals customer_gateway.bgp_asn: BGP needs two ASNs",
                                 "use another private ASN for one side"))
     return _problems(findings)
@@ -164,14 +164,14 @@ def hybrid_tunnels(s) -> list[Problem]:
                         "an AWS VPN connection always has two tunnels and both must be configured, or the unconfigured "
                         "one would run AWS's defaults (IKEv1, SHA1, DH 2) and stay unwatched",
                         "list two tunnels (`tunnels: [{}, {}]` gives both the hardened profile), or omit `tunnels`")]
-    findings: list[Finding] = []
+    findings: list[Problem] = []
     for index, tunnel in enumerate(tunnels):
         findings += check_tunnel_inside_cidr(f"tunnels.{index}.inside_cidr", tunnel.inside_cidr)
         for name in ("phase1_encryption_algorithms", "phase2_encryption_algorithms", "phase1_integrity_algorithms",
                      "phase2_integrity_algorithms", "phase1_dh_group_numbers", "phase2_dh_group_numbers"):
             values = getattr(tunnel, name)
             if len(set(values)) != len(values):
-                findings.append(Finding(f"tunnels.{index}.{name}", [getattr(v, "value", v) for v in values],
+                findings.append(Problem(f"tunnels.{index}.{name}", [getattr(v, "value", v) for v in values],
                                         "lists a value twice", "remove the duplicate"))
     findings += check_distinct_inside_cidrs("tunnels", [t.inside_cidr for t in tunnels])
     return _problems(findings)

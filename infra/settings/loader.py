@@ -78,7 +78,7 @@ class ConfigError(pulumi.RunError):
     def __init__(self, stack: str, problems: list[Problem]) -> None:
         self.problems = problems
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        body = "\n".join(f"  {i}. {p.render()}" for i, p in enumerate(problems, 1))
+        body = "\n".join(f"  {i}. {p.render(f'{NAMESPACE}:')}" for i, p in enumerate(problems, 1))
         super().__init__(f"stack {stack!r}: config has {count}; nothing was deployed.\n{body}")
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.network.addressing import ArgsError
+from components.problems import ArgsError
 from components.network.private_access import InterfaceService, PrivateServiceAccess
 from lastmile.synthesis import MOCK_ACCOUNT_ID, MOCK_REGION, Graph
 from lastmile.synthesis import MOCK_RESOLVER_IPS as RESOLVER_IPS
@@ -124,4 +124,4 @@ def test_children_are_parented(mock_run):
 def test_invalid_args_name_field_value_and_fix(overrides: dict, field: str):
     with pytest.raises(ArgsError) as caught:
         access_args(**overrides)
-    assert field in {f.field for f in caught.value.findings}, caught.value
+    assert field in {f.field for f in caught.value.problems}, caught.value

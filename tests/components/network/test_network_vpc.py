@@ -8,7 +8,7 @@ import json
 import parliament
 import pytest
 
-from components.network.addressing import ArgsError
+from components.problems import ArgsError
 from components.network.vpc import PrivateNetwork
 from lastmile.synthesis import MOCK_ACCOUNT_ID, MOCK_REGION, Graph
 from network_helpers import KMS_KEY_ARN, VPC_CIDR, ZONES, network_args
@@ -135,12 +135,12 @@ def test_three_zones_get_three_subnets_from_quarters(mock_run):
 def test_invalid_args_name_field_value_and_fix(overrides: dict, field: str):
     with pytest.raises(ArgsError) as caught:
         network_args(**overrides)
-    assert field in {f.field for f in caught.value.findings}
-    assert all(f.fix for f in caught.value.findings)
+    assert field in {f.field for f in caught.value.problems}
+    assert all(f.fix for f in caught.value.problems)
     assert "fix:" in str(caught.value)
 
 
 def test_args_report_every_problem_at_once():
     with pytest.raises(ArgsError) as caught:
         network_args(cidr="52.0.0.0/16", availability_zones=("eu-west-1a",), account_id="x")
-    assert {"cidr", "availability_zones", "account_id"} <= {f.field for f in caught.value.findings}
+    assert {"cidr", "availability_zones", "account_id"} <= {f.field for f in caught.value.problems}

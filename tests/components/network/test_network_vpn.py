@@ -7,7 +7,7 @@ import json
 import pulumi
 import pytest
 
-from components.network.addressing import ArgsError
+from components.problems import ArgsError
 from components.network.tunnel_crypto import (
     DhGroup,
     DpdTimeoutAction,
@@ -162,7 +162,7 @@ def test_outputs_are_not_secret_and_are_only_the_public_facts(mock_run):
 def test_plain_string_key_is_refused_without_echoing_it():
     with pytest.raises(ArgsError) as caught:
         TunnelOptions(preshared_key=PSK_1)  # type: ignore[arg-type]
-    assert "preshared_key" in {f.field for f in caught.value.findings}
+    assert "preshared_key" in {f.field for f in caught.value.problems}
     assert PSK_1 not in str(caught.value)
 
 
@@ -256,8 +256,8 @@ def test_children_parented_and_stateful_urns_pinned(mock_run):
 def test_invalid_vpn_args_name_field_value_and_fix(overrides: dict, field: str):
     with pytest.raises(ArgsError) as caught:
         vpn_args(**overrides)
-    assert field in {f.field for f in caught.value.findings}, caught.value
-    assert all(f.fix for f in caught.value.findings)
+    assert field in {f.field for f in caught.value.problems}, caught.value
+    assert all(f.fix for f in caught.value.problems)
 
 
 @pytest.mark.parametrize(
@@ -281,7 +281,7 @@ def test_invalid_vpn_args_name_field_value_and_fix(overrides: dict, field: str):
 def test_crypto_outside_the_allow_list_is_refused(overrides: dict, field: str):
     with pytest.raises(ArgsError) as caught:
         TunnelOptions(**overrides)
-    assert field in {f.field for f in caught.value.findings}, caught.value
+    assert field in {f.field for f in caught.value.problems}, caught.value
 
 
 def test_the_allow_lists_hold_no_weak_value():

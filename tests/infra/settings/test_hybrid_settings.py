@@ -191,7 +191,7 @@ def test_each_invalid_input_is_one_problem_with_field_value_and_fix(mutate, fiel
     assert len(problems) == 1, [p.render() for p in problems]
     (problem,) = problems
     assert (problem.field, problem.value) == (field, value)
-    text = problem.render()
+    text = problem.render("lastmile:")  # as ConfigError shows it
     assert words in text and text.startswith(f"lastmile:{field} = ") and "fix: " in text and problem.fix
 
 

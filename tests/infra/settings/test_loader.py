@@ -111,7 +111,7 @@ def test_each_bad_value_names_field_value_and_fix(mutate, field, words):
     # (a one-instance canary fleet cannot be split).
     assert {p.field for p in found[1:]} <= {"capacity.initial_count"}, [p.render() for p in found]
     problem = found[0]
-    text = problem.render()
+    text = problem.render("lastmile:")  # as ConfigError shows it
     assert words in text
     assert text.startswith(f"lastmile:{field} = ")
     assert "fix: " in text
