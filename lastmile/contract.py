@@ -16,6 +16,11 @@ Pulumi resource type                                        API requests
 ``aws:cloudwatch/metricAlarm:MetricAlarm``                  cloudwatch PutMetricAlarm
 ==========================================================  ===========================================
 
+The network resources of the hybrid stacks (VPN connection with its tunnel options, customer and VPN
+gateways, route propagation, flow logs, VPC endpoints, Route 53 Resolver endpoint, CloudWatch log
+groups) have explicit mappings in :mod:`lastmile.contract_network` (:data:`NETWORK_MAPPINGS`), checked
+here the same way plus the values EC2 enumerates only in its documentation.
+
 Field names are matched to the API's members case-insensitively, guided by the operation's shape
 (``volumeSizeInGb`` -> ``VolumeSizeInGB``, ``roleArn`` -> ``RoleARN``, ``okActions`` ->
 ``OKActions``), except where pulumi-aws names differ beyond case:
@@ -53,8 +58,9 @@ from typing import Any
 
 from botocore.model import Shape
 
+from lastmile.contract_network import NETWORK_MAPPINGS, OPAQUE_STRINGS, documented_value_violations, network_translations
 from lastmile.contract_shapes import Result, Rule, Skipped, Violation, operation_model, validate_params, validate_request
-from lastmile.synthesis import SECRET_MASK, Graph, Node, physical_name
+from lastmile.synthesis import Graph, Node, physical_name
 
 __all__ = ["Report", "Request", "check_graph", "check_node", "requests_for", "validate_request", "COVERED_TYPES"]
 
@@ -95,7 +101,7 @@ _MAPPINGS: dict[str, _Mapping] = {
         {"evaluateLowSampleCountPercentiles": "EvaluateLowSampleCountPercentile", "metricQueries": "Metrics"},
     ),
 }
-COVERED_TYPES = tuple(sorted(_MAPPINGS))
+COVERED_TYPES = tuple(sorted({*_MAPPINGS, *NETWORK_MAPPINGS}))
 
 _PROVIDER_ONLY = frozenset({"region", "namePrefix", "tagsAll"})
 _NESTED_RENAMES = {
@@ -107,7 +113,7 @@ _NESTED_RENAMES = {
 _STRING_NUMBERS = ("stepAdjustments.metricIntervalLowerBound", "stepAdjustments.metricIntervalUpperBound",
                    "predictiveScalingPolicyConfiguration.metricSpecifications.targetValue")
 _UNIQUE_SUFFIX = "20260101000000000000000001"  # the provider's prefix suffix is 26 characters
-_OPAQUE_STRINGS = {SECRET_MASK: "a secret (masked by the synthesis)", "[unknown]": "unknown until apply"}
+_OPAQUE_STRINGS = OPAQUE_STRINGS
 _DROP = object()
 
 
@@ -287,11 +293,14 @@ class _Translator:
         return value
 
 
-def _translations(node: Node) -> list[tuple[Request, _Translator]]:
+def _translations(node: Node) -> list[tuple[Request, Any]]:
+    """(request, translation) pairs; a translation has ``violations``, ``opaque`` and ``input_path()``."""
+    if node.type in NETWORK_MAPPINGS:
+        return [(Request(node.urn, t.service, t.operation, t.params), t) for t in network_translations(node)]
     mapping = _MAPPINGS.get(node.type)
     if mapping is None:
         return []
-    built = []
+    built: list[tuple[Request, Any]] = []
     for call in mapping.calls:
         translator = _Translator(node.urn, call)
         params = translator.top(node, mapping.renames)
@@ -315,7 +324,11 @@ def check_node(node: Node) -> Report:
         skipped += [Skipped(path, f"not checked: the value is {reason}", node.urn)
                     for path, reason in translator.opaque.items()]
         result: Result = validate_params(request.service, request.operation, request.params)
-        for violation in result.violations:
+        found = list(result.violations)
+        if node.type in NETWORK_MAPPINGS:
+            found = sorted(found + documented_value_violations(request.service, request.operation, request.params),
+                           key=lambda v: (v.path, v.rule))
+        for violation in found:
             violation = replace(violation, resource=node.urn, input_path=translator.input_path(violation.path))
             under_opaque = any(violation.path == path or violation.path.startswith((f"{path}.", f"{path}[", f"{path} "))
                                for path in translator.opaque)
