@@ -18,7 +18,8 @@ Backends and secrets:
                               the stack file declares (``secretsprovider:``). Nothing is assumed: without
                               PULUMI_BACKEND_URL the command stops before the engine starts.
 
-Exit codes (lastmile.exitcodes): 0 ok (preview: no changes), 1 preview found changes, 2 refused input
+Exit codes (lastmile.exitcodes): 0 ok (preview: no changes), 1 preview found changes or
+(up --golden-url) the slot about to get traffic failed its golden set, 2 refused input
 (unknown stack, bad stack config: lastmile's own message, the engine never starts), 3 the engine is not
 available here, 4 the engine ran and the operation failed.
 """
@@ -280,6 +281,10 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
             print(f"lastmile preview {args.stack}: "
                   + (f"{changes} resource change(s)" if changes else "no changes"), file=sys.stderr)
             return ExitCode.FINDINGS if changes else ExitCode.OK
+        if args.verb == "up" and args.golden_url:
+            refused = golden_gate(engine, settings, args.golden_url, args.golden_ca_file)
+            if refused is not None:
+                return refused
         result = getattr(engine, args.verb)(on_output=_print)
     except CommandError as error:
         print(f"lastmile {args.verb} {args.stack}: the engine reported a failure (exit code "
@@ -290,6 +295,36 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
         print(f"lastmile {args.verb} {args.stack}: {summary.result}", file=sys.stderr)
         return ExitCode.FAILED
     return ExitCode.OK
+
+
+def golden_gate(engine: Engine, settings: Any, url: str, ca_file: str | None) -> int | None:
+    """Before an up that switches the active slot (or deploys the first one), ask ``url`` -- the slot that is
+    about to receive traffic, e.g. the preview Service -- the golden set of its release. None: go ahead;
+    otherwise the exit code, with the failing row printed and nothing deployed."""
+    from lastmile import golden
+
+    before = engine.outputs().get("active_slot")
+    after = settings.serving.active_slot.value
+    if before is not None and before.value == after:
+        print(f"lastmile up: the active slot stays {after}; no golden check needed", file=sys.stderr)
+        return None
+    release = settings.serving.active
+    try:
+        result = golden.run_check(golden.load_golden_set(release.model, release.version), url=url, ca_file=ca_file)
+    except golden.GoldenError as error:
+        print(f"lastmile up: refused, nothing was deployed: {error}", file=sys.stderr)
+        return ExitCode.REFUSED
+    except golden.EndpointUnavailable as error:
+        print(f"lastmile up: could not ask {url} the golden set, nothing was deployed: {error}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    if not result.passed:
+        print(result.message(), file=sys.stderr)
+        print(f"lastmile up: nothing was deployed: the switch to slot {after} would send traffic to "
+              f"{release.model} {release.version}, whose golden set fails; the active slot stays "
+              f"{before.value if before is not None else 'unset'}", file=sys.stderr)
+        return ExitCode.FINDINGS
+    print(result.message(), file=sys.stderr)
+    return None
 
 
 def _last_lines(text: str, count: int = 12) -> str:
@@ -316,4 +351,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                                      "a throwaway local state first), as a pull request shows it")
         if verb == "outputs":
             parser.add_argument("--show-secrets", action="store_true", help="print secret outputs in plaintext")
+        if verb == "up":
+            parser.add_argument("--golden-url", metavar="URL",
+                                help="when this up switches the active slot: first ask URL (the slot about to get "
+                                     "traffic, e.g. its preview Service) the release's golden set; a failing row "
+                                     "stops the up before anything is deployed (exit 1)")
+            parser.add_argument("--golden-ca-file", help="PEM CA bundle for an https --golden-url")
         parser.set_defaults(func=_run, verb=verb)
