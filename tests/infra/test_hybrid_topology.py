@@ -13,11 +13,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fnmatch
-import importlib
 import ipaddress
 import json
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -153,25 +150,16 @@ def test_sagemaker_requests_satisfy_the_api_contract(graph):
                                                       "PutMetricAlarm", "RegisterScalableTarget"}
 
 
-@pytest.fixture(scope="module")
-def network_contract():
-    """The network component tests' request translators and documented-value walker (one copy of that code)."""
-    directory = str(Path(__file__).resolve().parents[1] / "components" / "network")
-    if directory not in sys.path:
-        sys.path.append(directory)
-    return importlib.import_module("test_network_vpn_contract")
+def test_network_requests_satisfy_botocore_shapes_including_enums(graph):
+    """`lastmile contract` over the stack: the network requests (VPN, gateways, endpoints, resolver, logs) are
+    among those it checks, enums and documented values included, and none breaks the API contract."""
+    from lastmile.contract import check_graph
 
-
-def test_network_requests_satisfy_botocore_shapes_including_enums(graph, network_contract):
-    requests = [(node.name, *request) for node in network_children(graph)
-                for request in network_contract.requests_for(node)]
-    assert {op for _, _, op, _ in requests} >= {
+    report = check_graph(graph)
+    assert {request.operation for request in report.requests} >= {
         "CreateVpnConnection", "CreateCustomerGateway", "CreateVpnGateway", "EnableVgwRoutePropagation",
         "CreateFlowLogs", "CreateVpcEndpoint", "CreateResolverEndpoint", "CreateLogGroup", "PutRetentionPolicy"}
-    problems = [f"{name} {op}: {p}" for name, service, op, params in requests
-                for p in [*network_contract.validate_request(service, op, params),
-                          *network_contract.documented_value_violations(service, op, params)]]
-    assert not problems, "\n".join(map(str, problems))
+    assert not report.violations, "\n".join(map(str, report.violations))
 
 
 def test_parliament_finds_nothing_above_low(graph, stack):
