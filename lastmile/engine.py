@@ -66,12 +66,9 @@ class EnginePaths:
 def is_local(stack: str, stacks_dir: Path = STACKS_DIR) -> bool:
     """A local stack keeps its secrets with the passphrase provider; a team stack declares its KMS key
     (``secretsprovider: awskms://...``) and keeps its state in the team's backend."""
-    import yaml
+    from lastmile.stackfile import read_stack_file
 
-    path = stacks_dir / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    provider = str((document or {}).get("secretsprovider") or "passphrase")
-    return provider == "passphrase"
+    return read_stack_file(stack, stacks_dir, assume_team_secrets=False).secrets_provider == "passphrase"
 
 
 def engine_environment(stack: str, paths: EnginePaths = EnginePaths(), stacks_dir: Path = STACKS_DIR) -> dict[str, str]:

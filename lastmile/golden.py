@@ -299,13 +299,15 @@ def check_sagemaker(golden: GoldenSet, endpoint_name: str, client: Any,
 
 def stack_release(stack: str, slot: str | None, stacks_dir: Path = STACKS_DIR) -> tuple[str, str, str, dict[str, Any]]:
     """(model, version, slot, config) of ``slot`` (default: the active slot) in stacks/Pulumi.<stack>.yaml."""
-    import yaml
+    from lastmile.stackfile import StackFileError, list_stacks, parse_stack_text
 
     path = stacks_dir / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        known = ", ".join(sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml")))
-        raise GoldenError(f"--stack {stack!r}: no stacks/Pulumi.{stack}.yaml; stacks: {known}")
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        raise GoldenError(f"--stack {stack!r}: no stacks/Pulumi.{stack}.yaml; stacks: {', '.join(list_stacks(stacks_dir))}")
+    try:
+        config = parse_stack_text(stack, path.read_text()).get("config") or {}
+    except StackFileError as error:
+        raise GoldenError(str(error)) from None
     serving = config.get(f"{NAMESPACE}:serving") or {}
     slots = serving.get("slots") or {}
     chosen = slot or serving.get("active_slot")

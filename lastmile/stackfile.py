@@ -55,6 +55,8 @@ class StackFile:
     secret_keys: list[str]
     # Secrets a team stack needs but keeps encrypted with the team's key, not in this clone: assumed set.
     assumed_secret_keys: tuple[str, ...] = ()
+    # The stack file's ``secretsprovider`` (a team's ``awskms://...``); omitted: Pulumi's passphrase provider.
+    secrets_provider: str = "passphrase"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -240,7 +242,8 @@ def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR, overrides: dict[s
         for key in assumed:
             config[f"{NAMESPACE}:{key}"] = SECRET_PLACEHOLDER
             secret_keys.append(f"{NAMESPACE}:{key}")
-    return StackFile(name=stack, config=config, secret_keys=sorted(secret_keys), assumed_secret_keys=assumed)
+    return StackFile(name=stack, config=config, secret_keys=sorted(secret_keys), assumed_secret_keys=assumed,
+                     secrets_provider=str(document.get("secretsprovider") or "passphrase"))
 
 
 def stack_settings(stack: str, stacks_dir: Path = STACKS_DIR, *, assume_team_secrets: bool = True,
