@@ -370,10 +370,10 @@ def run_with_mocks(
     asyncio_log.setLevel(logging.CRITICAL)
     try:
         _sync_await(_run_to_completion(body))
-    except BaseException:
-        gc.collect()
-        raise
     finally:
+        # Always, not only after a failure: left to interpreter shutdown, the collection of the run's
+        # leftovers can print "Exception ignored in BaseEventLoop.__del__" after a clean run.
+        gc.collect()
         asyncio_log.setLevel(level)
     graph.nodes = dict(monitor.nodes)
     graph.outputs = _resolve_outputs(captured)
