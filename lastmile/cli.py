@@ -22,26 +22,31 @@ import sys
 from lastmile.common import Refused
 from lastmile.exitcodes import ExitCode
 
-# The modules that own verbs, in the order `lastmile --help` lists them. Each defines
-# `register(commands)`, adding its sub-parsers with `set_defaults(func=handler)`; a handler takes the
-# parsed arguments and returns an exit code. They are imported to build the tree, so keep heavy
-# imports (pulumi, boto3, botocore) inside the handlers.
-VERB_MODULES: tuple[str, ...] = (
-    "lastmile.offline",
-    "lastmile.plandiff",
-    "lastmile.promote",
-    "lastmile.verify",
-    "lastmile.golden",
-    "lastmile.engine",
-    "lastmile.cluster",
-)
+# The verbs and the modules that own them, in the order `lastmile --help` lists them. Each module
+# defines `register(commands)`, adding the sub-parsers of its verbs with `set_defaults(func=handler)`; a
+# handler takes the parsed arguments and returns an exit code. Running a verb imports only its module
+# (every command a user runs pays for the parser); `--help` and an unknown verb import them all. Keep
+# heavy imports (pulumi, boto3, botocore) inside the handlers.
+VERB_MODULES: dict[str, str] = {
+    "synth": "lastmile.offline", "render": "lastmile.offline", "policy": "lastmile.offline",
+    "contract": "lastmile.offline",
+    "plan": "lastmile.plandiff",
+    "promote": "lastmile.promote",
+    "verify": "lastmile.verify",
+    "golden": "lastmile.golden",
+    "up": "lastmile.engine", "preview": "lastmile.engine", "destroy": "lastmile.engine",
+    "refresh": "lastmile.engine", "outputs": "lastmile.engine",
+    "cluster": "lastmile.cluster",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser tree: every verb's, or only ``verb``'s module's when it names a known verb."""
     parser = argparse.ArgumentParser(prog="lastmile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="VERB")
-    for name in VERB_MODULES:
+    modules = [VERB_MODULES[verb]] if verb in VERB_MODULES else list(dict.fromkeys(VERB_MODULES.values()))
+    for name in modules:
         importlib.import_module(name).register(commands)
     return parser
 
@@ -60,8 +65,9 @@ def _missing_dependency(error: ModuleNotFoundError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser()
+        parser = build_parser(argv[0] if argv else None)
     except ModuleNotFoundError as error:
         return _missing_dependency(error)
     args = parser.parse_args(argv)

@@ -368,12 +368,16 @@ def run_with_mocks(
     asyncio_log = logging.getLogger("asyncio")
     level = asyncio_log.level
     asyncio_log.setLevel(logging.CRITICAL)
+    # Everything alive before the run (the SDKs' modules and classes: most of the heap) is frozen for
+    # its duration, so neither the collector's automatic passes nor the collection below walk it again.
+    gc.freeze()
     try:
         _sync_await(_run_to_completion(body))
     finally:
         # Always, not only after a failure: left to interpreter shutdown, the collection of the run's
         # leftovers can print "Exception ignored in BaseEventLoop.__del__" after a clean run.
         gc.collect()
+        gc.unfreeze()
         asyncio_log.setLevel(level)
     graph.nodes = dict(monitor.nodes)
     graph.outputs = _resolve_outputs(captured)

@@ -8,7 +8,12 @@ check the same numbers.
 from __future__ import annotations
 
 import difflib
+import gzip
+import importlib.util
+import json
+import re
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, StrictInt
 
@@ -68,11 +73,19 @@ def sagemaker_traffic_steps(s: dict) -> list[Problem]:
 
 @lru_cache(maxsize=1)
 def sagemaker_instance_types() -> tuple[str, ...]:
-    """The instance types a SageMaker production variant accepts (botocore's service model, read offline)."""
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return tuple(model.shape_for("ProductionVariantInstanceType").enum)
+    """The instance types a SageMaker production variant accepts: the enum of botocore's SageMaker service
+    model (offline). Read from botocore's data files (``data/sagemaker/<api version>/service-2.json[.gz]``,
+    the newest version, as botocore's loader picks it) without starting a botocore session, whose imports
+    cost more than all the other settings together; only the one shape is decoded."""
+    data = Path(importlib.util.find_spec("botocore").origin).parent / "data" / "sagemaker"
+    newest = max(p for p in data.iterdir() if p.is_dir())  # API versions are ISO dates
+    gz = newest / "service-2.json.gz"
+    text = gzip.decompress(gz.read_bytes()).decode() if gz.exists() else (newest / "service-2.json").read_text()
+    key = re.search(r'"ProductionVariantInstanceType"\s*:\s*\{', text)
+    shape = json.JSONDecoder().raw_decode(text, key.end() - 1)[0] if key else None
+    if not isinstance(shape, dict) or "enum" not in shape:  # laid out otherwise: decode it all
+        shape = json.loads(text)["shapes"]["ProductionVariantInstanceType"]
+    return tuple(shape["enum"])
 
 
 def sagemaker_instance_type(s: dict) -> list[Problem]:

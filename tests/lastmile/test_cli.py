@@ -39,6 +39,20 @@ def test_help_lists_every_verb():
     assert set(verbs_of(cli.build_parser())) == VERBS
 
 
+def test_each_verb_is_built_from_the_module_the_table_names():
+    for verb, module in cli.VERB_MODULES.items():
+        alone = verbs_of(cli.build_parser(verb))
+        assert verb in alone, f"{module} does not register {verb!r}"
+        assert {v for v, m in cli.VERB_MODULES.items() if m == module} == set(alone), module
+
+
+def test_a_verb_imports_only_its_own_module():
+    code = ("import sys; from lastmile import cli; cli.build_parser('synth'); "
+            "print(sorted({m for m in cli.VERB_MODULES.values() if m in sys.modules}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['lastmile.offline']", done.stdout
+
+
 def test_help_does_not_import_pulumi():
     code = ("import sys; from lastmile import cli; cli.build_parser(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pulumi'))")

@@ -184,3 +184,14 @@ def test_input_is_not_mutated():
     before = copy.deepcopy(raw)
     parse_settings("aws-prod", raw)
     assert raw == before
+
+
+def test_instance_types_are_botocores_enum_for_production_variants():
+    """The settings read the enum from botocore's data file directly; botocore's own model must agree."""
+    import botocore.session
+
+    from infra.settings.aws import sagemaker_instance_types
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    assert sagemaker_instance_types() == tuple(model.shape_for("ProductionVariantInstanceType").enum)
+    assert "ml.m5.large" in sagemaker_instance_types()
