@@ -5,7 +5,7 @@ setup:
 	@tools/setup.sh
 
 test: setup
-	.venv/bin/python -m pytest -n 2
+	.venv/bin/python -m pytest -n 2 --dist loadfile
 
 up: setup
 	tools/up.sh

@@ -49,3 +49,17 @@ def stack_graph() -> Callable[[str], Graph]:
         return _GRAPHS[stack]
 
     return get
+
+
+# The rungs that start servers, clusters and the engine run longest: collected first, so that under
+# `pytest -n 2 --dist loadfile` (the Makefile's) each worker starts on one and the many quick modules
+# fill in behind them, instead of a long module starting last and running alone.
+_LONG_FIRST = ("engine", "integration", "journeys", "serving")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = item.path.relative_to(item.config.rootpath / "tests").parts
+        return _LONG_FIRST.index(parts[0]) if len(parts) > 1 and parts[0] in _LONG_FIRST else len(_LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a module (and between equal ranks) is kept

@@ -41,6 +41,7 @@ from components.k8s.common import (
     DIGEST_IMAGE,
     PART_OF,
     PART_OF_LABEL,
+    ROLLOUT_TIMEOUT_SECONDS_RANGE,
     SLOT_LABEL,
     ContainerResources,
     PodSecurity,
@@ -108,8 +109,9 @@ class ModelServerArgs:
             raise ValueError(f"core_module must be a Python module name, got {self.core_module!r}")
         if not 16 <= self.artifact_volume_mib <= 65536:
             raise ValueError(f"artifact_volume_mib must be 16-65536, got {self.artifact_volume_mib}")
-        if not 60 <= self.rollout_timeout_seconds <= 28800:
-            raise ValueError(f"rollout_timeout_seconds must be 60-28800, got {self.rollout_timeout_seconds}")
+        low, high = ROLLOUT_TIMEOUT_SECONDS_RANGE
+        if not low <= self.rollout_timeout_seconds <= high:
+            raise ValueError(f"rollout_timeout_seconds must be {low}-{high}, got {self.rollout_timeout_seconds}")
 
 
 def server_selector(model_name: str) -> dict[str, str]:

@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, StrictBool, StrictInt
 
+from components.k8s.common import ROLLOUT_TIMEOUT_SECONDS_RANGE
 from components.k8s.ingress import IngressController
 from infra.settings.common import DIGEST_PATTERN, MISSING, Problem, Strict, Topology
 
@@ -177,10 +178,11 @@ class OnpremSettings(Strict):
     )
     ready_timeout_seconds: StrictInt | None = Field(
         default=None,
-        ge=60,
-        le=28800,
+        ge=ROLLOUT_TIMEOUT_SECONDS_RANGE[0],
+        le=ROLLOUT_TIMEOUT_SECONDS_RANGE[1],
         description="How long `pulumi up` waits for a slot's Deployment to become available before it fails and "
-        "leaves traffic where it was (60-28800 s). Omitted: rollout.max_execution_seconds.",
+        "leaves traffic where it was ({}-{} s; under a minute only where pods start in seconds, as on the local "
+        "cluster). Omitted: rollout.max_execution_seconds.".format(*ROLLOUT_TIMEOUT_SECONDS_RANGE),
     )
     pod_security_version: str = Field(
         default="v1.33", pattern=r"^v1\.\d{1,2}$", description="Pod Security admission version pin; never 'latest'."

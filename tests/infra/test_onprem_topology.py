@@ -519,3 +519,19 @@ def test_every_problem_is_reported_at_once():
         parse_settings("onprem-prod", raw, secrets)
     assert {p.field for p in caught.value.problems} == {
         "serving.slots.green.image", "onprem.security_context.privileged", "onprem.model_store.egress_cidrs"}
+
+
+@pytest.mark.parametrize(("value", "accepted"), [(14, False), (15, True), (28800, True), (28801, False)])
+def test_ready_timeout_takes_the_components_range(value, accepted):
+    """The stack setting and the ModelServer component check one range (components/k8s/common.py)."""
+    from infra.settings.loader import parse_settings
+
+    raw = {key.split(":", 1)[1]: value for key, value in stack_config("onprem-local").items()}
+    raw["onprem"]["ready_timeout_seconds"] = value
+    secrets = {key: "set" for key in ("tls_certificate", "tls_private_key", "model_store_credentials")}
+    if accepted:
+        assert parse_settings("onprem-local", raw, secrets).onprem.ready_timeout_seconds == value
+    else:
+        with pytest.raises(ConfigError) as refused:
+            parse_settings("onprem-local", raw, secrets)
+        assert [(p.field, p.value) for p in refused.value.problems] == [("onprem.ready_timeout_seconds", value)]
