@@ -12,7 +12,13 @@ no kubelet: tools/kube/) stores and admits them. That adds what only the server 
   binds, impersonates or reaches another namespace; workload ServiceAccounts may do nothing.
 
 Each manifest set (a hand-written harness set, then every on-prem and hybrid stack, synthesized
-offline) gets a fresh API server. Secrets that synthesis masks (``[secret]``) get dummy but
+offline) is applied once, to an API server it may share with other sets only when none can touch
+another: each keeps every object in namespaces it creates itself, and they have no namespace (nor
+stand-in CRD) in common; a set that reaches further gets a server to itself (``footprint``). Every
+check looks at its own set's objects and namespaces only, and at ``default`` and ``kube-system``
+as "elsewhere", where no set on a shared server writes. RBAC questions go to the server as
+SelfSubjectAccessReviews (what ``kubectl auth can-i`` sends; one test checks both agree), Pod
+admission as REST dry-run creates. Secrets that synthesis masks (``[secret]``) get dummy but
 well-formed values (a generated self-signed certificate for TLS secrets). There is no controller
 manager, so the ``default`` ServiceAccount it would create in each namespace is created here.
 """
@@ -21,11 +27,17 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import datetime
 import functools
 import json
+import ssl
 import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,6 +299,36 @@ def create_dry_run(kubectl: Kubectl, obj: dict[str, Any]) -> subprocess.Complete
 
 
 @dataclass(frozen=True)
+class Answer:
+    """A REST call's outcome: HTTP status, JSON body, the server's warnings (``Warning`` headers)."""
+
+    status: int
+    body: Any = dataclasses.field(repr=False)
+    warnings: list[str]
+
+    def __str__(self) -> str:
+        status = isinstance(self.body, dict) and self.body.get("kind") == "Status"
+        return f"HTTP {self.status}: {self.body.get('message') if status else 'the object'}; warnings: {self.warnings}"
+
+
+def create_pod_dry_run(cluster: Any, pod: dict[str, Any]) -> Answer:
+    """What ``create_dry_run`` sends for a Pod (server dry-run, strict field validation), without the kubectl
+    process. Not conftest.Cluster.request: the server's warnings come back as response headers."""
+    query = urllib.parse.urlencode({"dryRun": "All", "fieldManager": "kubectl-create", "fieldValidation": "Strict"})
+    request = urllib.request.Request(
+        f"{cluster.url}/api/v1/namespaces/{pod['metadata']['namespace']}/pods?{query}", method="POST",
+        data=json.dumps(pod).encode(), headers={"Authorization": f"Bearer {cluster.token}",
+                                                "Accept": "application/json", "Content-Type": "application/json"})
+    context = ssl.create_default_context(cafile=str(cluster.ca_cert_path))
+    try:
+        with urllib.request.urlopen(request, timeout=60, context=context) as response:
+            return Answer(response.status, json.loads(response.read() or b"null"),
+                          response.headers.get_all("Warning") or [])
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, json.loads(error.read() or b"null"), error.headers.get_all("Warning") or [])
+
+
+@dataclass(frozen=True)
 class Identity:
     """Who to impersonate (nobody: the admin itself)."""
 
@@ -313,8 +355,9 @@ def identity_of(subject: dict[str, Any], binding_namespace: str) -> Identity:
     return Identity(f"user {name}", user=name)
 
 
-def can_i(kubectl: Kubectl, identity: Identity, verb: str, resource: str, namespace: str,
-          subresource: str | None = None) -> bool:
+def kubectl_can_i(kubectl: Kubectl, identity: Identity, verb: str, resource: str, namespace: str,
+                  subresource: str | None = None) -> bool:
+    """``kubectl auth can-i`` itself (what ``can_i`` asks the server directly)."""
     args = ["auth", "can-i", verb, resource, f"--namespace={namespace}", *identity.flags]
     if subresource:
         args.append(f"--subresource={subresource}")
@@ -324,21 +367,39 @@ def can_i(kubectl: Kubectl, identity: Identity, verb: str, resource: str, namesp
     return answer[0] == "yes"
 
 
-def resource_rules(kubectl: Kubectl, identity: Identity, namespace: str) -> set[tuple[str, str, str, str]]:
+def _review(cluster: Any, identity: Identity, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The status of a ``kind`` (SelfSubjectAccessReview, SelfSubjectRulesReview) POSTed as ``identity``:
+    the server's own authorizer, impersonated exactly as ``kubectl --as/--as-group`` does it."""
+    status, body = cluster.request("POST", f"/apis/authorization.k8s.io/v1/{kind.lower()}s",
+                                   {"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": spec},
+                                   as_user=identity.user, as_group=identity.group)
+    assert status == 201 and isinstance(body, dict) and isinstance(body.get("status"), dict), \
+        (kind, identity.label, spec, status, body)
+    return body["status"]
+
+
+def can_i(cluster: Any, identity: Identity, verb: str, resource: str, namespace: str,
+          subresource: str | None = None) -> bool:
+    """``kubectl auth can-i VERB RESOURCE[.GROUP] [--subresource=S] -n NAMESPACE --as ...`` without the kubectl
+    process: the same SelfSubjectAccessReview, POSTed as ``identity`` (conftest.Cluster.request)."""
+    name, _, group = resource.partition(".")
+    attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": name,
+                  "subresource": subresource or ""}
+    status = _review(cluster, identity, "SelfSubjectAccessReview", {"resourceAttributes": attributes})
+    assert isinstance(status.get("allowed"), bool), (identity.label, attributes, status)
+    return status["allowed"]
+
+
+def resource_rules(cluster: Any, identity: Identity, namespace: str) -> set[tuple[str, str, str, str]]:
     """What the server says ``identity`` may do in ``namespace``: (verb, apiGroup, resource, resourceName)."""
-    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
-              "spec": {"namespace": namespace}}
-    # --raw: a typed create would first make kubectl list CRDs (client-side validation) as ``identity``.
-    result = kubectl("create", "--raw", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", *identity.flags,
-                     "-f", "-", stdin=json.dumps(review))
-    assert result.returncode == 0, result.stderr
-    rules = json.loads(result.stdout)["status"].get("resourceRules") or []
+    status = _review(cluster, identity, "SelfSubjectRulesReview", {"namespace": namespace})
+    rules = status.get("resourceRules") or []
     return {(verb, group, resource, name)
             for rule in rules for verb in rule["verbs"] for group in rule.get("apiGroups") or [""]
             for resource in rule.get("resources") or [] for name in rule.get("resourceNames") or ["*"]}
 
 
-# ---- one fresh API server per manifest set ---------------------------------------------------------
+# ---- API servers shared by manifest sets that cannot touch each other ------------------------------
 
 @dataclass(frozen=True)
 class Applied:
@@ -361,24 +422,84 @@ class Applied:
         return sorted({m["metadata"]["namespace"] for m in self.manifests if m["metadata"].get("namespace")})
 
 
-@pytest.fixture(scope="module", params=[HARNESS, *STACKS])
-def applied(request: pytest.FixtureRequest, start_cluster: Callable[[str], Any],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Applied]:
-    """A fresh API server with one manifest set applied (harness set or a synthesized stack)."""
-    name = request.param
-    found = harness_manifests() if name == HARNESS else manifests(synthesize(name))
-    assert found, f"{name}: no Kubernetes objects"
-    prepared = fill_masked_secrets(found)
-    with start_cluster(name) as cluster:
-        directory = tmp_path_factory.mktemp(f"manifests-{name}")
+def footprint(found: list[dict[str, Any]]) -> frozenset[str] | None:
+    """What a manifest set takes on an API server: its namespaces and the stand-in CRDs it registers.
+
+    None when the set reaches beyond namespaces it creates itself (a cluster-scoped object other than
+    its Namespaces, a namespaced object in another namespace or in none, i.e. ``default``): such a set
+    could change what another set's checks see, so it gets a server to itself.
+    """
+    own = {m["metadata"]["name"] for m in found if m["kind"] == "Namespace"}
+    if any(m["kind"] != "Namespace" and m["metadata"].get("namespace") not in own for m in found):
+        return None
+    used = {(m["apiVersion"], m["kind"]) for m in found}
+    crds = {crd["metadata"]["name"] for crd in stand_in_crds() if served_kinds(crd) & used}
+    return frozenset({f"namespace/{n}" for n in own} | {f"customresourcedefinition/{c}" for c in crds})
+
+
+@dataclass
+class _Server:
+    cluster: Any  # conftest.Cluster
+    taken: set[str] | None  # the footprints of the sets on it; None: one set has it to itself
+    sets: list[str]  # their names, in the order applied
+
+
+class Servers:
+    """The module's API servers, started on demand. Each manifest set is applied exactly once, to the
+    first server whose sets it shares no namespace (nor stand-in CRD) with, else to a new server."""
+
+    def __init__(self, start_cluster: Callable[[str], Any], tmp_path_factory: pytest.TempPathFactory,
+                 stack: ExitStack) -> None:
+        self._start_cluster = start_cluster
+        self._tmp_path_factory = tmp_path_factory
+        self._stack = stack
+        self._servers: list[_Server] = []
+        self._applied: dict[str, Applied] = {}
+
+    def applied(self, name: str) -> Applied:
+        if name not in self._applied:
+            self._applied[name] = self._apply(name)
+        return self._applied[name]
+
+    def _server_for(self, name: str, taken: frozenset[str] | None) -> Any:
+        if taken is not None:
+            for server in self._servers:
+                if server.taken is not None and not server.taken & taken:
+                    server.taken |= taken
+                    server.sets.append(name)
+                    return server.cluster
+        cluster = self._stack.enter_context(self._start_cluster(f"{len(self._servers)}-{name}"))
+        self._servers.append(_Server(cluster, None if taken is None else set(taken), [name]))
+        return cluster
+
+    def _apply(self, name: str) -> Applied:
+        found = harness_manifests() if name == HARNESS else manifests(synthesize(name))
+        assert found, f"{name}: no Kubernetes objects"
+        prepared = fill_masked_secrets(found)
+        cluster = self._server_for(name, footprint(prepared))
+        directory = self._tmp_path_factory.mktemp(f"manifests-{name}")
         results = register_kinds(cluster.kubectl, prepared, directory / "05-stand-in-crds")
         if all(r.returncode == 0 for r in results):
             results += apply(cluster.kubectl, prepared, directory)
         if all(r.returncode == 0 for r in results):
             # What the controller manager would do: a default ServiceAccount in every namespace.
             for namespace in Applied(name, prepared, cluster, results).namespaces():
-                cluster.kubectl("create", "serviceaccount", "default", f"--namespace={namespace}")
-        yield Applied(name, prepared, cluster, results)
+                cluster.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts",
+                                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
+        return Applied(name, prepared, cluster, results)
+
+
+@pytest.fixture(scope="module")
+def servers(start_cluster: Callable[[str], Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """The API servers of this module, all stopped at its end (after every ``applied``)."""
+    with ExitStack() as stack:
+        yield Servers(start_cluster, tmp_path_factory, stack)
+
+
+@pytest.fixture(scope="module", params=[HARNESS, *STACKS])
+def applied(request: pytest.FixtureRequest, servers: Servers) -> Applied:
+    """One manifest set (harness set or a synthesized stack) applied to an API server of the module."""
+    return servers.applied(request.param)
 
 
 @pytest.fixture
@@ -398,7 +519,9 @@ def _report(results: list[subprocess.CompletedProcess[str]]) -> str:
 
 def test_server_starts_within_a_minute_and_is_the_pinned_release(applied: Applied, kube_bin: Path) -> None:
     assert applied.cluster.start_seconds < 60
-    version = json.loads(applied.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
+    status, served = applied.cluster.request("GET", "/version")  # what ``kubectl version`` reads
+    assert status == 200, served
+    version = served["gitVersion"]
     built = (kube_bin.parent / "BUILDINFO").read_text()
     assert f"k8s.io/kubernetes@{version}\n" in built, (version, built)
 
@@ -412,11 +535,12 @@ def test_manifests_apply_with_strict_validation_and_no_warnings(applied: Applied
         f"re-applying the same manifests is not clean:\n{_report(again)}"
     kinds = {m["kind"].lower() + ("." + m["apiVersion"].split("/")[0] if "/" in m["apiVersion"] else "")
              for m in applied.manifests}
-    stored = applied.kubectl("get", "--all-namespaces", "-o", "name", ",".join(sorted(kinds)))
+    stored = applied.kubectl("get", "--all-namespaces", "-o", "json", ",".join(sorted(kinds)))
     assert stored.returncode == 0, stored.stderr
-    names = set(stored.stdout.split())
-    missing = [f"{m['kind']} {m['metadata']['name']}" for m in applied.manifests
-               if _stored_name(m) not in names]
+    # Namespace and all: another set on the same server may have objects of the same kind and name.
+    names = {_stored_name(item) for item in json.loads(stored.stdout)["items"]}
+    missing = [f"{m['kind']} {m['metadata'].get('namespace', '')}/{m['metadata']['name']}" for m in applied.manifests
+               if _stored_name(m) not in names and _stored_name(m, "default") not in names]
     assert not missing, f"not stored: {missing}"
     # Objects of a stand-in kind (prometheus_operator_crds.yaml) are still strictly validated at their
     # top level: the same object with a misspelt field there is refused.
@@ -427,10 +551,12 @@ def test_manifests_apply_with_strict_validation_and_no_warnings(applied: Applied
         assert refused.returncode != 0 and "sepc" in refused.stderr, (manifest["kind"], refused.stderr)
 
 
-def _stored_name(manifest: dict[str, Any]) -> str:
-    """How ``kubectl get -o name`` prints the object (``deployment.apps/x``, ``service/y``)."""
+def _stored_name(manifest: dict[str, Any], namespace: str | None = None) -> str:
+    """The object as ``kubectl get -o name`` prints it (``deployment.apps/x``, ``service/y``), after its
+    namespace (``namespace`` when it has none: where kubectl puts a namespaced object without one)."""
     group = manifest["apiVersion"].split("/")[0] if "/" in manifest["apiVersion"] else ""
-    return f"{manifest['kind'].lower()}{'.' + group if group else ''}/{manifest['metadata']['name']}"
+    where = manifest["metadata"].get("namespace") or namespace or ""
+    return f"{where} {manifest['kind'].lower()}{'.' + group if group else ''}/{manifest['metadata']['name']}"
 
 
 def test_stand_in_crds_register_the_operator_kinds_and_nothing_more() -> None:
@@ -460,6 +586,16 @@ def test_strict_validation_and_pod_security_warnings_can_fail(live: Applied, tmp
     typo["metadata"]["name"] += "-new"
     result = create_dry_run(live.kubectl, typo)
     assert result.returncode != 0 and 'unknown field "spec.replicaCount"' in result.stderr, result.stderr
+    # The same two controls for create_pod_dry_run, which admits the Pods of the next tests.
+    pod = pod_from(workload)
+    pod["spec"]["replicaCount"] = 2
+    refused = create_pod_dry_run(live.cluster, pod)
+    assert refused.status == 400 and 'unknown field "spec.replicaCount"' in str(refused), refused
+    pod = pod_from(workload)
+    pod["spec"]["nodeSelector"] = {**pod["spec"].get("nodeSelector", {}), "beta.kubernetes.io/arch": "amd64"}
+    warned = create_pod_dry_run(live.cluster, pod)
+    assert warned.status == 201 and any("beta.kubernetes.io/arch" in w and "deprecated" in w
+                                        for w in warned.warnings), warned
 
     insecure = copy.deepcopy(workload)
     template = pod_template(insecure)
@@ -471,8 +607,9 @@ def test_strict_validation_and_pod_security_warnings_can_fail(live: Applied, tmp
 
 def test_workload_namespaces_enforce_restricted(live: Applied) -> None:
     for namespace in sorted({w["metadata"].get("namespace", "default") for w in live.workloads()}):
-        live = json.loads(live.kubectl("get", "namespace", namespace, "-o", "json").stdout)
-        labels = live["metadata"].get("labels") or {}
+        status, stored = live.cluster.request("GET", f"/api/v1/namespaces/{namespace}")
+        assert status == 200, (namespace, stored)
+        labels = stored["metadata"].get("labels") or {}
         assert labels.get("pod-security.kubernetes.io/enforce") == RESTRICTED, (namespace, labels)
 
 
@@ -480,18 +617,20 @@ def test_pods_from_every_template_are_admitted_under_restricted(live: Applied) -
     workloads = live.workloads()
     assert workloads, f"{live.name}: no workloads with a pod template"
     for workload in workloads:
-        result = create_dry_run(live.kubectl, pod_from(workload))
-        assert result.returncode == 0 and not warnings_in(result.stderr), \
-            f"{workload['kind']} {workload['metadata']['name']}: {result.stderr}"
+        result = create_pod_dry_run(live.cluster, pod_from(workload))
+        assert result.status == 201 and not result.warnings, \
+            f"{workload['kind']} {workload['metadata']['name']}: {result}"
 
 
 @pytest.mark.parametrize("variant", sorted(INSECURE_VARIANTS))
 def test_insecure_pods_are_rejected_by_pod_security(live: Applied, variant: str) -> None:
     make_insecure, violation = INSECURE_VARIANTS[variant]
     for workload in live.workloads():
-        result = create_dry_run(live.kubectl, make_insecure(pod_from(workload)))
-        assert result.returncode != 0, f"{workload['metadata']['name']} with {variant} was admitted"
-        assert f'violates PodSecurity "{RESTRICTED}:' in result.stderr and violation in result.stderr, result.stderr
+        result = create_pod_dry_run(live.cluster, make_insecure(pod_from(workload)))
+        assert result.status != 201, f"{workload['metadata']['name']} with {variant} was admitted"
+        message = str(result)
+        assert result.status == 403 and f'violates PodSecurity "{RESTRICTED}:' in message and violation in message, \
+            f"{workload['metadata']['name']} with {variant}: {message}"
 
 
 # (verb, resource, subresource) no RoleBinding subject may have, even in its own namespace.
@@ -533,27 +672,59 @@ def test_deployer_rbac_is_namespaced_and_least_privilege(live: Applied) -> None:
     bindings = _bindings(live)
     if not bindings:
         pytest.skip(f"{live.name}: no RoleBinding in the manifests (nothing bound: least privilege holds)")
-    admin_can = can_i(live.kubectl, ADMIN, "get", "secrets", live.namespaces()[0])
+    admin_can = can_i(live.cluster, ADMIN, "get", "secrets", live.namespaces()[0])
     assert admin_can, "control: the admin must be allowed, or every 'no' below proves nothing"
     for binding, role, who in bindings:
         namespace = binding["metadata"]["namespace"]
         if _grants(role, "create", "apps", "deployments"):  # a deployer: it must be able to deploy
             for verb in ("create", "patch"):
                 for resource in ("deployments.apps", "services"):
-                    assert can_i(live.kubectl, who, verb, resource, namespace), \
+                    assert can_i(live.cluster, who, verb, resource, namespace), \
                         f"{who.label} cannot {verb} {resource} in {namespace}"
         allowed = [f"{verb} {resource}{'/' + sub if sub else ''}" for verb, resource, sub in FORBIDDEN_IN_NAMESPACE
-                   if can_i(live.kubectl, who, verb, resource, namespace, sub)]
+                   if can_i(live.cluster, who, verb, resource, namespace, sub)]
         assert not allowed, f"{who.label} may, in {namespace}: {allowed}"
         for verb, resource in FORBIDDEN_ELSEWHERE:
-            assert not can_i(live.kubectl, who, verb, resource, "kube-system"), \
+            assert not can_i(live.cluster, who, verb, resource, "kube-system"), \
                 f"{who.label} may {verb} {resource} outside {namespace}"
-        baseline = resource_rules(live.kubectl, NOBODY, "default")
-        assert resource_rules(live.kubectl, who, namespace) - baseline, \
+        baseline = resource_rules(live.cluster, NOBODY, "default")
+        assert resource_rules(live.cluster, who, namespace) - baseline, \
             f"control: the rules review shows no rights of {who.label} even in {namespace}"
         for other in ("default", "kube-system"):
-            extra = resource_rules(live.kubectl, who, other) - baseline
+            extra = resource_rules(live.cluster, who, other) - baseline
             assert not extra, f"{who.label} has rights in namespace {other}: {sorted(extra)}"
+
+
+# A user the API server's bootstrap RBAC grants a few subresources (pods/binding) and little else.
+SCHEDULER = Identity("user system:kube-scheduler", user="system:kube-scheduler")
+
+
+@pytest.mark.parametrize("applied", [HARNESS], indirect=True)
+def test_access_reviews_answer_as_kubectl_auth_can_i(live: Applied) -> None:
+    """``can_i`` (a SelfSubjectAccessReview POSTed as the subject) gives ``kubectl auth can-i``'s answer and the
+    expected one, for each shape of question the RBAC checks ask: core and grouped resources, subresources, a
+    kind the server does not serve (``users``), cluster-scoped kinds asked in a namespace; 'yes' and 'no'."""
+    [(binding, _, deployer)] = _bindings(live)
+    namespace = binding["metadata"]["namespace"]
+    expected = {
+        (ADMIN, "get", "secrets", namespace, None): True,
+        (deployer, "create", "deployments.apps", namespace, None): True,
+        (deployer, "patch", "services", namespace, None): True,
+        (deployer, "get", "secrets", namespace, None): False,
+        (deployer, "create", "deployments.apps", "kube-system", None): False,
+        (deployer, "create", "pods", namespace, "exec"): False,
+        (SCHEDULER, "create", "pods", namespace, "binding"): True,
+        (deployer, "bind", "clusterroles.rbac.authorization.k8s.io", namespace, None): False,
+        (deployer, "impersonate", "users", namespace, None): False,
+        (deployer, "create", "namespaces", "kube-system", None): False,
+    }
+    wrong = {}
+    for (who, *question), answer in expected.items():
+        by_review, by_kubectl = can_i(live.cluster, who, *question), kubectl_can_i(live.kubectl, who, *question)
+        if not by_review == by_kubectl == answer:
+            wrong[f"{who.label}: {' '.join(str(q) for q in question if q)}"] = \
+                f"review {by_review}, kubectl {by_kubectl}, expected {answer}"
+    assert not wrong, wrong
 
 
 def test_workload_service_accounts_have_no_rights(live: Applied) -> None:
@@ -561,7 +732,7 @@ def test_workload_service_accounts_have_no_rights(live: Applied) -> None:
         namespace = workload["metadata"].get("namespace", "default")
         account = pod_template(workload)["spec"].get("serviceAccountName") or "default"
         who = identity_of({"kind": "ServiceAccount", "name": account}, namespace)
-        extra = resource_rules(live.kubectl, who, namespace) - resource_rules(live.kubectl, NOBODY, namespace)
+        extra = resource_rules(live.cluster, who, namespace) - resource_rules(live.cluster, NOBODY, namespace)
         assert not extra, f"{workload['metadata']['name']} runs as {who.label}, which may: {sorted(extra)}"
 
 
