@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,27 +138,50 @@ def _git(*args: str, repo: Path = REPO_ROOT) -> str:
         raise PlanDiffError(f"git is not available: {error}") from None
 
 
-def _synthesize_tree(tree: Path, stack: str, label: str) -> dict[str, Any] | None:
+def _start_synthesis(tree: Path, stack: str) -> subprocess.Popen[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-    done = subprocess.run([sys.executable, "-c", _SYNTH, stack], cwd=tree, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+    return subprocess.Popen([sys.executable, "-c", _SYNTH, stack], cwd=tree, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _finish_synthesis(process: subprocess.Popen[str], stack: str, label: str) -> dict[str, Any] | None:
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
         raise PlanDiffError(f"synthesis of {stack} at {label} failed:\n{tail}")
-    return json.loads(done.stdout)
+    return json.loads(stdout)
+
+
+def graphs_at(revs: tuple[str, ...], stack: str, repo: Path = REPO_ROOT) -> list[dict[str, Any] | None]:
+    """The synthesized graphs of ``stack`` at each git revision (or ``worktree``), in order; None where the
+    stack does not exist. Each revision is synthesized by its own program in a fresh interpreter, all of
+    them at once (a plan's base and head take the time of one, given two cores)."""
+    with tempfile.TemporaryDirectory(prefix="lastmile-plandiff-") as scratch:
+        trees: list[tuple[Path, str]] = []
+        for index, rev in enumerate(revs):
+            if rev == WORKTREE:
+                trees.append((repo, "the work tree"))
+                continue
+            commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}", repo=repo).strip()
+            tree = Path(scratch) / str(index)
+            tree.mkdir()
+            archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True,
+                                     check=True)
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+            trees.append((tree, f"{rev} ({commit[:12]})"))
+        processes = [_start_synthesis(tree, stack) for tree, _ in trees]
+        try:
+            return [_finish_synthesis(process, stack, label) for process, (_, label) in zip(processes, trees)]
+        finally:
+            for process in processes:  # one failed: do not leave the other running
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
 
 
 def graph_at(rev: str, stack: str, repo: Path = REPO_ROOT) -> dict[str, Any] | None:
     """The synthesized graph of ``stack`` at git ``rev`` (or ``worktree``); None when the stack does not exist there."""
-    if rev == WORKTREE:
-        return _synthesize_tree(repo, stack, "the work tree")
-    commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}", repo=repo).strip()
-    temp = Path(tempfile.mkdtemp(prefix="lastmile-plandiff-"))
-    try:
-        archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(temp)], input=archive.stdout, check=True)
-        return _synthesize_tree(temp, stack, f"{rev} ({commit[:12]})")
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+    return graphs_at((rev,), stack, repo)[0]
 
 
 def affected_stacks(changed_paths: list[str], all_stacks: list[str]) -> list[str]:
@@ -594,7 +616,7 @@ def _plan(args: argparse.Namespace) -> int:
             base_label, head_label = Path(args.base_graph).name, Path(args.head_graph).name
         elif args.stack and args.base:
             stack = args.stack
-            base, head = graph_at(args.base, stack), graph_at(args.head, stack)
+            base, head = graphs_at((args.base, args.head), stack)
             base_label, head_label = _label(args.base), _label(args.head)
         else:
             args.parser.error("pass --stack with --base [--head], or --base-graph with --head-graph")

@@ -41,9 +41,11 @@ def git_init(root: Path) -> None:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (but .git) with its sha256: compare before/after to prove nothing was written."""
+    """Every file under ``root`` with its sha256: compare before/after to prove nothing was written. Not
+    .git, nor the interpreter's bytecode cache (``__pycache__``: Python's, written on a first import)."""
     return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file() and ".git" not in path.relative_to(root).parts}
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and not {".git", "__pycache__"} & set(path.relative_to(root).parts)}
 
 
 @dataclass

@@ -24,7 +24,7 @@ CIDR = re.compile(r"^[0-9a-fA-F:.]+/\d{1,3}$")
 
 # How long an up waits for a slot's Deployment (and its progress deadline). Under a minute suits only a
 # cluster whose pods start in seconds (the local one); the stack setting checks the same range.
-ROLLOUT_TIMEOUT_SECONDS_RANGE = (15, 28800)
+ROLLOUT_TIMEOUT_SECONDS_RANGE = (30, 28800)
 
 
 class SeccompProfileType(StrEnum):

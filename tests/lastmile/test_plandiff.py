@@ -208,11 +208,16 @@ def test_graph_at_revisions_uses_each_revisions_program_and_cleans_up(tmp_path, 
     (repo / "lastmile" / "synthesis.py").write_text(_FAKE_SYNTHESIS.format(version="2.0.0-dirty"))
     made = []
     real_mkdtemp = tempfile.mkdtemp
-    monkeypatch.setattr(pd.tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])
+    monkeypatch.setattr(pd.tempfile, "mkdtemp", lambda *a, **kw: made.append(real_mkdtemp(*a, **kw)) or made[-1])
+    events = []
+    start, finish = pd._start_synthesis, pd._finish_synthesis
+    monkeypatch.setattr(pd, "_start_synthesis", lambda tree, stack: events.append("start") or start(tree, stack))
+    monkeypatch.setattr(pd, "_finish_synthesis", lambda *a: events.append("finish") or finish(*a))
 
-    graphs = [pd.graph_at(rev, "demo-prod", repo) for rev in (first, second, pd.WORKTREE)]
+    graphs = pd.graphs_at((first, second, pd.WORKTREE), "demo-prod", repo)
     assert [g["resources"][0]["inputs"]["data"]["version"] for g in graphs] == ["1.0.0", "1.1.0", "2.0.0-dirty"]
-    assert len(made) == 2 and not any(Path(m).exists() for m in made)
+    assert events == ["start"] * 3 + ["finish"] * 3, "the revisions are synthesized at once"
+    assert made and not any(Path(m).exists() for m in made)
     assert pd.graph_at(first, "other-stack", repo) is None
     with pytest.raises(pd.PlanDiffError, match="unknown git revision .no-such-rev."):
         pd.graph_at("no-such-rev", "demo-prod", repo)
