@@ -2,9 +2,11 @@
 
 The floor imports exactly the SDK modules (of pulumi, pulumi_aws and pulumi_kubernetes, at any depth:
 the Kubernetes SDK loads its API-version modules and their types lazily, on first use) that the stack's
-synthesis loads, found by running it once. Each sample is a fresh
-interpreter (as a user runs it), so both sides pay the same start-up cost.
-Prints the medians and their ratio; writes build/bench/synth.json. Not a test: nothing asserts a time.
+synthesis loads, found by running it once. Each sample is a fresh interpreter (as a user runs it), so
+both sides pay the same start-up cost; the rounds interleave every command, so drift in the machine's
+speed hits both sides alike. Prints the medians of wall time and their ratio, and the ratio of the
+medians of CPU time (user + system; steadier on a shared machine); writes build/bench/synth.json.
+`make bench` runs it with Python's bytecode cache on (see the Makefile). Not a test: nothing asserts a time.
 
     .venv/bin/python tools/bench_synth.py [--stack aws-prod ...] [--runs 7]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,10 +43,14 @@ def _floor_imports(stack: str) -> str:
     return f"import importlib\nfor m in {used!r}:\n    hasattr(importlib.import_module(m), \"__all__\")"
 
 
-def _sample(argv: list[str]) -> float:
+def _sample(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of the process and its threads)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -59,16 +66,19 @@ def main() -> int:
             commands[(stack, "floor")] = [sys.executable, "-c", _floor_imports(stack)]
             commands[(stack, "synth")] = [sys.executable, "-m", "lastmile", "synth", stack, "--out", out]
             _sample(commands[(stack, "synth")])  # warm the file cache and bytecode once, for both sides
-        samples: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+        samples: dict[tuple[str, str], list[tuple[float, float]]] = {key: [] for key in commands}
         for round_ in range(args.runs):  # interleave, so drift in machine load hits every side alike
             print(f"bench: round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
             for key, argv in commands.items():
                 samples[key].append(_sample(argv))
         sizes = {stack: len(json.loads((Path(out) / f"{stack}.json").read_text())["resources"]) for stack in stacks}
-    medians = {key: statistics.median(values) for key, values in samples.items()}
+    medians = {key: statistics.median(wall for wall, _ in values) for key, values in samples.items()}
+    cpu = {key: statistics.median(used for _, used in values) for key, values in samples.items()}
     per_stack = {stack: {"resources": sizes[stack], "synth_s": round(medians[(stack, "synth")], 3),
                          "floor_s": round(medians[(stack, "floor")], 3),
-                         "ratio": round(medians[(stack, "synth")] / medians[(stack, "floor")], 2)} for stack in stacks}
+                         "ratio": round(medians[(stack, "synth")] / medians[(stack, "floor")], 2),
+                         "synth_cpu_s": round(cpu[(stack, "synth")], 3), "floor_cpu_s": round(cpu[(stack, "floor")], 3),
+                         "cpu_ratio": round(cpu[(stack, "synth")] / cpu[(stack, "floor")], 2)} for stack in stacks}
     result: dict = {"command": "tools/bench_synth.py --runs %d" % args.runs, "runs": args.runs, "stacks": per_stack}
     if {"aws-dev", "hybrid-prod"} <= set(stacks):
         small, large = per_stack["aws-dev"], per_stack["hybrid-prod"]
@@ -76,9 +86,11 @@ def main() -> int:
                                                 / (large["resources"] - small["resources"]), 1)
     (REPO / "build" / "bench").mkdir(parents=True, exist_ok=True)
     (REPO / "build" / "bench" / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'stack':16s} {'resources':>9s} {'synth':>8s} {'floor':>8s} {'ratio':>6s}   (medians of {args.runs}, fresh interpreters)")
+    print(f"{'stack':16s} {'resources':>9s} {'synth':>8s} {'floor':>8s} {'ratio':>6s} {'cpu ratio':>10s}   "
+          f"(medians of {args.runs}, fresh interpreters; seconds wall, ratio of CPU time too)")
     for stack, row in per_stack.items():
-        print(f"{stack:16s} {row['resources']:9d} {row['synth_s']:8.2f} {row['floor_s']:8.2f} {row['ratio']:6.2f}")
+        print(f"{stack:16s} {row['resources']:9d} {row['synth_s']:8.2f} {row['floor_s']:8.2f} {row['ratio']:6.2f} "
+              f"{row['cpu_ratio']:10.2f}")
     if "slope_ms_per_resource" in result:
         print(f"framework cost per resource (hybrid-prod vs aws-dev, above the floor): {result['slope_ms_per_resource']} ms")
     return 0
