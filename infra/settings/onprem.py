@@ -181,8 +181,8 @@ class OnpremSettings(Strict):
         ge=ROLLOUT_TIMEOUT_SECONDS_RANGE[0],
         le=ROLLOUT_TIMEOUT_SECONDS_RANGE[1],
         description="How long `pulumi up` waits for a slot's Deployment to become available before it fails and "
-        "leaves traffic where it was ({}-{} s; under a minute only where pods start in seconds, as on the local "
-        "cluster). Omitted: rollout.max_execution_seconds.".format(*ROLLOUT_TIMEOUT_SECONDS_RANGE),
+        "leaves traffic where it was ({}-{} s). Omitted: rollout.max_execution_seconds.".format(
+            *ROLLOUT_TIMEOUT_SECONDS_RANGE),
     )
     pod_security_version: str = Field(
         default="v1.33", pattern=r"^v1\.\d{1,2}$", description="Pod Security admission version pin; never 'latest'."

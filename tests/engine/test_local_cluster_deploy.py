@@ -141,7 +141,7 @@ def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is
     fails at the Deployment's await, and the stable Service still selects blue's pods afterwards."""
     blue = live.slot_ips("blue")
     original = live.checkout.stack_file(STACK).read_text()
-    live.edit_stack(r"^(    ready_timeout_seconds: )\d+$", r"\g<1>30")
+    live.edit_stack(r"^(    ready_timeout_seconds: )\d+$", r"\g<1>60")
     text = live.checkout.stack_file(STACK).read_text()
     green_start = text.index("      green:")
     green_image = re.compile(r"(        image: )\S+")

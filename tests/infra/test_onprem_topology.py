@@ -521,7 +521,7 @@ def test_every_problem_is_reported_at_once():
         "serving.slots.green.image", "onprem.security_context.privileged", "onprem.model_store.egress_cidrs"}
 
 
-@pytest.mark.parametrize(("value", "accepted"), [(29, False), (30, True), (28800, True), (28801, False)])
+@pytest.mark.parametrize(("value", "accepted"), [(59, False), (60, True), (28800, True), (28801, False)])
 def test_ready_timeout_takes_the_components_range(value, accepted):
     """The stack setting and the ModelServer component check one range (components/k8s/common.py)."""
     from infra.settings.loader import parse_settings

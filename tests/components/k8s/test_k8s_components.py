@@ -212,8 +212,8 @@ def test_model_server_children_are_parented_and_named(mock_run):
     ({"artifact_sha256": "xyz"}, "artifact_sha256"),
     ({"model_name": "Iris_Classifier"}, "DNS label"),
     ({"core_module": "iris-model"}, "core_module"),
-    ({"rollout_timeout_seconds": 29}, "rollout_timeout_seconds must be 30-28800, got 29"),
-    ({"rollout_timeout_seconds": 28801}, "rollout_timeout_seconds must be 30-28800"),
+    ({"rollout_timeout_seconds": 59}, "rollout_timeout_seconds must be 60-28800, got 59"),
+    ({"rollout_timeout_seconds": 28801}, "rollout_timeout_seconds must be 60-28800"),
 ])
 def test_model_server_args_refuse(overrides, message):
     with pytest.raises(ValueError, match=message):
