@@ -141,7 +141,10 @@ def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is
     fails at the Deployment's await, and the stable Service still selects blue's pods afterwards."""
     blue = live.slot_ips("blue")
     original = live.checkout.stack_file(STACK).read_text()
-    live.edit_stack(r"^(    ready_timeout_seconds: )\d+$", r"\g<1>60")
+    # The stack's own ready timeout (60 s, the floor): the rollback below then changes only the image and
+    # the active slot. (A rollback that also changes the timeout updates both Deployments' specs without
+    # a new ReplicaSet; with pulumi-kubernetes 4.25.0 such an up hung once: docs/design-notes.md.)
+    assert re.search(r"^    ready_timeout_seconds: 60$", original, re.M), "onprem-local's ready timeout changed"
     text = live.checkout.stack_file(STACK).read_text()
     green_start = text.index("      green:")
     green_image = re.compile(r"(        image: )\S+")
