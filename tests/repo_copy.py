@@ -8,7 +8,9 @@ shadow the installed ones and every file the command writes lands in the copy.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -60,8 +62,18 @@ class Checkout:
         return [sys.executable, "-m", "lastmile", *args]
 
     def lastmile(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.lastmile_argv(*args), cwd=self.root, capture_output=True, text=True,
-                              env={**self.env, **(extra_env or {})}, timeout=COMMAND_TIMEOUT_SECONDS, check=False)
+        """Run it; past COMMAND_TIMEOUT_SECONDS its whole process group is killed (the engine and its
+        provider plugins with it, not only the Python process) and TimeoutExpired raised."""
+        argv = self.lastmile_argv(*args)
+        with subprocess.Popen(argv, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**self.env, **(extra_env or {})}, start_new_session=True) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                stdout, stderr = process.communicate()
+                raise subprocess.TimeoutExpired(argv, COMMAND_TIMEOUT_SECONDS, stdout, stderr) from None
+        return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
     def stack_file(self, stack: str) -> Path:
         return self.root / "stacks" / f"Pulumi.{stack}.yaml"
