@@ -86,12 +86,12 @@ def _parse_yaml(text: str, where: str) -> tuple[Any, list[Problem]]:
         line = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         return None, [Problem(f"{where}{line}", NO_VALUE, f"not valid YAML: {problem}",
-                                       "correct the YAML at that line (indentation, a missing ':' or quote)")]
+                              "correct the YAML at that line (indentation, a missing ':' or quote)")]
     finally:
         loader.dispose()
     problems = [Problem(f"{where} line {line}", key, "this key is given twice in the same mapping; YAML "
-                                 "would silently keep the last one (Pulumi refuses such a file)",
-                                 f"keep one {key!r} and delete the other")
+                        "would silently keep the last one (Pulumi refuses such a file)",
+                        f"keep one {key!r} and delete the other")
                 for key, line in loader.duplicates]
     return document, problems
 
@@ -104,13 +104,13 @@ def _plaintext_secrets(config: dict[str, Any]) -> list[Problem]:
         key = str(full_key).split(":", 1)[-1]
         if str(full_key).startswith(f"{NAMESPACE}:") and key in SECRET_KEYS and not _is_secure(value):
             problems.append(Problem(str(full_key), "[plaintext, not shown]",
-                                             "a secret must be stored encrypted (secure:), never as plaintext",
-                                             f"remove it, rotate the value (it may be in git history) and set it with "
-                                             f"`pulumi config set --secret {full_key}`"))
+                                    "a secret must be stored encrypted (secure:), never as plaintext",
+                                    f"remove it, rotate the value (it may be in git history) and set it with "
+                                    f"`pulumi config set --secret {full_key}`"))
         elif _PRIVATE_KEY.search(json.dumps(value, default=str)):
             problems.append(Problem(str(full_key), "[a private key, not shown]",
-                                             "the value holds a plaintext private key",
-                                             "remove it, rotate the key, and pass it as a secret (secure:)"))
+                                    "the value holds a plaintext private key",
+                                    "remove it, rotate the key, and pass it as a secret (secure:)"))
     return problems
 
 
@@ -128,7 +128,7 @@ def _namespaces(config: dict[str, Any]) -> list[Problem]:
         close = difflib.get_close_matches(namespace, KNOWN_NAMESPACES, n=1, cutoff=0.6)
         suggestion = f"{close[0]}:{key}" if close and key else f"{NAMESPACE}:{text}"
         problems.append(Problem(
-            f"config.{text}", None,
+            f"config.{text}", NO_VALUE,
             f"unknown config namespace {namespace if key else '(none)'!r}: nothing reads this key; allowed "
             f"namespaces: {', '.join(KNOWN_NAMESPACES)}",
             f"rename it to {suggestion!r}"))
@@ -142,16 +142,16 @@ def _name_matches(stack: str, config: dict[str, Any]) -> list[Problem]:
     given_topology = config.get(f"{NAMESPACE}:topology")
     if topology in TOPOLOGIES and given_topology in TOPOLOGIES and given_topology != topology:
         problems.append(Problem(f"{NAMESPACE}:topology", given_topology,
-                                         f"the stack is named {stack!r}, so its topology is {topology!r}",
-                                         f"set {NAMESPACE}:topology to {topology}, or name the stack after its topology"))
+                                f"the stack is named {stack!r}, so its topology is {topology!r}",
+                                f"set {NAMESPACE}:topology to {topology}, or name the stack after its topology"))
     given_env = config.get(f"{NAMESPACE}:environment")
     expected = suffix if suffix in ENVIRONMENTS else "dev"  # onprem-local and other laptop stacks are dev
     if topology in TOPOLOGIES and suffix and given_env in ENVIRONMENTS and given_env != expected:
         problems.append(Problem(f"{NAMESPACE}:environment", given_env,
-                                         f"the stack is named {stack!r}, so its environment is {expected!r} (prod "
-                                         "protections and defaults follow the environment)",
-                                         f"set {NAMESPACE}:environment to {expected}, or use the stack of that "
-                                         "environment"))
+                                f"the stack is named {stack!r}, so its environment is {expected!r} (prod "
+                                "protections and defaults follow the environment)",
+                                f"set {NAMESPACE}:environment to {expected}, or use the stack of that "
+                                "environment"))
     return problems
 
 
@@ -163,12 +163,12 @@ def parse_stack_text(stack: str, text: str, where: str | None = None) -> dict[st
         document = {}
     if not problems and not isinstance(document, dict):
         problems.append(Problem(where, type(document).__name__,
-                                         "a stack file is a YAML mapping with a 'config:' mapping",
-                                         "start the file with 'config:' and indent the lastmile: keys under it"))
+                                "a stack file is a YAML mapping with a 'config:' mapping",
+                                "start the file with 'config:' and indent the lastmile: keys under it"))
     config = document.get("config") if isinstance(document, dict) else None
     if isinstance(document, dict) and config is not None and not isinstance(config, dict):
         problems.append(Problem(f"{where} config", type(config).__name__, "'config' must be a mapping",
-                                         "indent the lastmile: keys under 'config:'"))
+                                "indent the lastmile: keys under 'config:'"))
     if isinstance(config, dict):
         problems += _namespaces(config) + _name_matches(stack, config) + _plaintext_secrets(config)
     if problems:

@@ -20,6 +20,13 @@ def test_every_problem_of_a_stack_file_is_reported_at_once():
     assert "hunter2-value" not in str(refused.value)  # a leaked secret is not echoed
 
 
+def test_a_problem_about_a_key_shows_no_value():
+    """A misspelt namespace is about the key itself: the message names it, with no made-up ``= None``."""
+    with pytest.raises(StackFileError) as refused:
+        parse_stack_text("aws-dev", "config:\n  lastmle:topology: aws\n")
+    assert "  1. config.lastmle:topology\n" in str(refused.value), str(refused.value)
+
+
 def test_a_good_stack_file_reads():
     assert parse_stack_text("aws-dev", "config:\n  lastmile:environment: dev\n")["config"] == {
         "lastmile:environment": "dev"}
