@@ -58,7 +58,8 @@ from typing import Any
 
 from botocore.model import Shape
 
-from lastmile.contract_network import NETWORK_MAPPINGS, OPAQUE_STRINGS, documented_value_violations, network_translations
+from lastmile.contract_network import (NETWORK_MAPPINGS, documented_value_violations, network_translations,
+                                       opaque_reason)
 from lastmile.contract_shapes import Result, Rule, Skipped, Violation, operation_model, validate_params, validate_request
 from lastmile.synthesis import Graph, Node, physical_name
 
@@ -113,7 +114,6 @@ _NESTED_RENAMES = {
 _STRING_NUMBERS = ("stepAdjustments.metricIntervalLowerBound", "stepAdjustments.metricIntervalUpperBound",
                    "predictiveScalingPolicyConfiguration.metricSpecifications.targetValue")
 _UNIQUE_SUFFIX = "20260101000000000000000001"  # the provider's prefix suffix is 26 characters
-_OPAQUE_STRINGS = OPAQUE_STRINGS
 _DROP = object()
 
 
@@ -258,11 +258,8 @@ class _Translator:
 
     def value(self, value: Any, shape: Shape, src: str, dst: str) -> Any:
         self.input_paths[dst] = src
-        if isinstance(value, str) and value in _OPAQUE_STRINGS:
-            self.opaque[dst] = _OPAQUE_STRINGS[value]
-            return value
-        if isinstance(value, dict) and set(value) == {"$ref"}:
-            self.opaque[dst] = "a resource reference"
+        if (reason := opaque_reason(value)) is not None:
+            self.opaque[dst] = reason
             return value
         kind = shape.type_name
         if kind == "structure":

@@ -43,9 +43,20 @@ from lastmile.contract_shapes import Rule, Violation, operation_model
 from lastmile.synthesis import SECRET_MASK, Node, physical_name
 
 __all__ = ["NETWORK_MAPPINGS", "NetworkTranslation", "documented_value_violations", "documented_values",
-           "network_translations"]
+           "network_translations", "opaque_reason"]
 
 OPAQUE_STRINGS = {SECRET_MASK: "a secret (masked by the synthesis)", "[unknown]": "unknown until apply"}  # pragma: allowlist secret
+
+
+def opaque_reason(value: Any) -> str | None:
+    """Why ``value`` cannot be checked offline (a masked secret, unknown until apply, a resource
+    reference), or None when it can. Both request builders (here and lastmile.contract) ask this."""
+    if isinstance(value, str) and value in OPAQUE_STRINGS:
+        return OPAQUE_STRINGS[value]
+    if isinstance(value, dict) and set(value) == {"$ref"}:
+        return "a resource reference"
+    return None
+
 _PROVIDER_ONLY = frozenset({"region", "tagsAll"})
 _UNIQUE_SUFFIX = "20260101000000000000000001"  # the provider's prefix suffix is 26 characters
 
@@ -121,10 +132,8 @@ class NetworkTranslation:
     def track(self, value: Any, src: str, dst: str) -> Any:
         """Record ``src`` as the input behind ``dst`` (and list items below it); note opaque values."""
         self.input_paths[dst] = src
-        if isinstance(value, str) and value in OPAQUE_STRINGS:
-            self.opaque[dst] = OPAQUE_STRINGS[value]
-        elif isinstance(value, dict) and set(value) == {"$ref"}:
-            self.opaque[dst] = "a resource reference"
+        if (reason := opaque_reason(value)) is not None:
+            self.opaque[dst] = reason
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 self.track(item, f"{src}[{index}]", f"{dst}[{index}]")
@@ -393,7 +402,7 @@ def documented_value_violations(service: str, operation: str, params: dict[str, 
     found: list[Violation] = []
 
     def check(value: Any, allowed: list[str], where: str, path: str) -> None:
-        if isinstance(value, str) and value in OPAQUE_STRINGS:
+        if opaque_reason(value) is not None:
             return
         if str(value) not in allowed:
             found.append(Violation(service, operation, path, Rule.ENUM,
