@@ -179,11 +179,6 @@ def graphs_at(revs: tuple[str, ...], stack: str, repo: Path = REPO_ROOT) -> list
                     process.communicate()
 
 
-def graph_at(rev: str, stack: str, repo: Path = REPO_ROOT) -> dict[str, Any] | None:
-    """The synthesized graph of ``stack`` at git ``rev`` (or ``worktree``); None when the stack does not exist there."""
-    return graphs_at((rev,), stack, repo)[0]
-
-
 def affected_stacks(changed_paths: list[str], all_stacks: list[str]) -> list[str]:
     """Stacks a change touches: their own stack file, or every stack when shared code changed."""
     if any(path.startswith(ALL_STACKS_PATHS) for path in changed_paths):

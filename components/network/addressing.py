@@ -33,8 +33,6 @@ CUSTOMER_ASN_2BYTE_FIELD_MAX = 2_147_483_647
 AMAZON_SIDE_ASN_RANGES = ((64512, 65534), (4_200_000_000, 4_294_967_294))
 
 
-
-
 def parse_network(text: Any) -> ipaddress.IPv4Network | None:
     """The IPv4 network ``text`` names exactly (no host bits set), else None."""
     try:

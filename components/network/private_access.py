@@ -25,7 +25,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.problems import Problem, raise_problems
 from components.network.addressing import (
     check_account_id,
     check_onprem_cidrs,
@@ -33,6 +32,7 @@ from components.network.addressing import (
     check_vpc_cidr,
     partition_for,
 )
+from components.problems import Problem, raise_problems
 
 _SAGEMAKER_ENDPOINT_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:endpoint/[A-Za-z0-9-]{1,63}$")
 HTTPS_PORT = 443

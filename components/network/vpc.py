@@ -24,7 +24,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.network._logs import check_log_args, encrypted_log_group
-from components.problems import Problem, raise_problems
 from components.network.addressing import (
     SUBNET_MAX_PREFIX_LENGTH,
     check_account_id,
@@ -34,6 +33,7 @@ from components.network.addressing import (
     parse_network,
     partition_for,
 )
+from components.problems import Problem, raise_problems
 
 FLOW_LOG_AGGREGATION_SECONDS = 60
 

@@ -31,7 +31,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.network._logs import check_log_args, encrypted_log_group
-from components.problems import Problem, raise_problems
 from components.network.addressing import (
     CUSTOMER_ASN_2BYTE_FIELD_MAX,
     check_amazon_side_asn,
@@ -60,6 +59,7 @@ from components.network.tunnel_crypto import (
     StartupAction,
     VpnRouting,
 )
+from components.problems import Problem, raise_problems
 
 VPN_TYPE = "ipsec.1"
 TUNNEL_LOG_FORMAT = "json"

@@ -56,6 +56,3 @@ class Serving(Strict):
     @property
     def active(self) -> Release:
         return self.slots[self.active_slot]
-
-
-

@@ -200,7 +200,7 @@ def _commit(repo: Path, version: str) -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def test_graph_at_revisions_uses_each_revisions_program_and_cleans_up(tmp_path, monkeypatch):
+def test_graphs_at_revisions_use_each_revisions_program_and_clean_up(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     repo.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
@@ -218,6 +218,6 @@ def test_graph_at_revisions_uses_each_revisions_program_and_cleans_up(tmp_path, 
     assert [g["resources"][0]["inputs"]["data"]["version"] for g in graphs] == ["1.0.0", "1.1.0", "2.0.0-dirty"]
     assert events == ["start"] * 3 + ["finish"] * 3, "the revisions are synthesized at once"
     assert made and not any(Path(m).exists() for m in made)
-    assert pd.graph_at(first, "other-stack", repo) is None
+    assert pd.graphs_at((first,), "other-stack", repo) == [None]
     with pytest.raises(pd.PlanDiffError, match="unknown git revision .no-such-rev."):
-        pd.graph_at("no-such-rev", "demo-prod", repo)
+        pd.graphs_at(("no-such-rev",), "demo-prod", repo)
