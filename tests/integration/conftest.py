@@ -92,6 +92,13 @@ class Cluster:
 
         For what kubectl cannot express, e.g. a PATCH without the GET that ``kubectl patch`` sends first.
         """
+        status, answer, _ = self.call(method, path, body, content_type=content_type, as_user=as_user,
+                                      as_group=as_group)
+        return status, answer
+
+    def call(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
+             as_user: str | None = None, as_group: str | None = None) -> tuple[int, Any, list[str]]:
+        """``request``, with the server's warnings too (its ``Warning`` response headers)."""
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", "Content-Type": content_type}
         if as_user:
             headers["Impersonate-User"] = as_user
@@ -102,9 +109,9 @@ class Cluster:
         context = ssl.create_default_context(cafile=str(self.ca_cert_path))
         try:
             with urllib.request.urlopen(request, timeout=KUBECTL_TIMEOUT_SECONDS, context=context) as response:
-                return response.status, json.loads(response.read() or b"null")
+                return response.status, json.loads(response.read() or b"null"), response.headers.get_all("Warning") or []
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+            return error.code, json.loads(error.read() or b"null"), error.headers.get_all("Warning") or []
 
 
 @pytest.fixture(scope="session")

@@ -31,11 +31,8 @@ import dataclasses
 import datetime
 import functools
 import json
-import ssl
 import subprocess
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -313,19 +310,9 @@ class Answer:
 
 def create_pod_dry_run(cluster: Any, pod: dict[str, Any]) -> Answer:
     """What ``create_dry_run`` sends for a Pod (server dry-run, strict field validation), without the kubectl
-    process. Not conftest.Cluster.request: the server's warnings come back as response headers."""
+    process; the server's warnings come back too (``Cluster.call``)."""
     query = urllib.parse.urlencode({"dryRun": "All", "fieldManager": "kubectl-create", "fieldValidation": "Strict"})
-    request = urllib.request.Request(
-        f"{cluster.url}/api/v1/namespaces/{pod['metadata']['namespace']}/pods?{query}", method="POST",
-        data=json.dumps(pod).encode(), headers={"Authorization": f"Bearer {cluster.token}",
-                                                "Accept": "application/json", "Content-Type": "application/json"})
-    context = ssl.create_default_context(cafile=str(cluster.ca_cert_path))
-    try:
-        with urllib.request.urlopen(request, timeout=60, context=context) as response:
-            return Answer(response.status, json.loads(response.read() or b"null"),
-                          response.headers.get_all("Warning") or [])
-    except urllib.error.HTTPError as error:
-        return Answer(error.code, json.loads(error.read() or b"null"), error.headers.get_all("Warning") or [])
+    return Answer(*cluster.call("POST", f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods?{query}", pod))
 
 
 @dataclass(frozen=True)
