@@ -34,7 +34,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.model import Shape
