@@ -18,10 +18,15 @@ Backends and secrets:
                               the stack file declares (``secretsprovider:``). Nothing is assumed: without
                               PULUMI_BACKEND_URL the command stops before the engine starts.
 
+Deadline: ``up``, ``preview``, ``destroy`` and ``refresh`` are interrupted (as Ctrl-C does) when they run
+longer than twice the stack's longest single wait plus 5 minutes (``deadline_seconds``; ``--timeout``
+overrides it), and killed a minute after that if the engine does not stop: an operation that hangs ends
+as a failure that says so, never as a command that does not return.
+
 Exit codes (lastmile.exitcodes): 0 ok (preview: no changes), 1 preview found changes or
 (up --golden-url) the slot about to get traffic failed its golden set, 2 refused input
 (unknown stack, bad stack config: lastmile's own message, the engine never starts), 3 the engine is not
-available here, 4 the engine ran and the operation failed.
+available here, 4 the engine ran and the operation failed (or was stopped at its deadline).
 """
 
 from __future__ import annotations
@@ -37,11 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from lastmile.common import REPO_ROOT, STACKS_DIR, Refused
+from lastmile.deadline import Deadline
 from lastmile.exitcodes import ExitCode
 
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
 LOCAL_PASSPHRASE = "lastmile-local-only"  # public on purpose: local stacks only, see the module doc
 BOOTSTRAP_TIMEOUT_SECONDS = 60 * 60  # a cold build is ~20 min on 2 cores; a warm check well under 1 s
+DEADLINE_MARGIN_SECONDS = 300
+TIMEOUT_RANGE = (10, 7 * 24 * 3600)  # --timeout, seconds
 
 
 class EngineUnavailable(RuntimeError):
@@ -226,6 +234,25 @@ def deploy_base(stack: str, base: str, workdir: Path, env: dict[str, str]) -> bo
     return True
 
 
+def deadline_seconds(settings: Any) -> int:
+    """How long one engine operation on this stack may run before it is interrupted: two of the stack's
+    longest single waits in a row (a slot's Deployment, then the Services that follow it; or the SageMaker
+    endpoint's update, sized by the rollout policy) plus a margin for everything that does not wait."""
+    from components.aws.rollout import TIMEOUT_MARGIN_SECONDS
+
+    waits = [settings.rollout.max_execution_seconds + TIMEOUT_MARGIN_SECONDS] if settings.aws is not None else []
+    if settings.ready_timeout_seconds is not None:
+        waits.append(settings.ready_timeout_seconds)
+    return 2 * max(waits, default=0) + DEADLINE_MARGIN_SECONDS
+
+
+def _timeout(text: str) -> int:
+    low, high = TIMEOUT_RANGE
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds from {low} to {high}")
+    return int(text)
+
+
 def changes_of(summary: dict[str, int]) -> int:
     """How many resources a preview would touch (every operation except 'same')."""
     return sum(count for op, count in summary.items() if op != "same")
@@ -246,6 +273,7 @@ def _run(args: argparse.Namespace) -> int:
 def _run_in(args: argparse.Namespace, scratch: Path) -> int:
     from pulumi.automation.errors import CommandError
 
+    watch = None
     try:
         settings = validate_stack(args.stack)
         check_plugins(settings, EnginePaths().pulumi_home)
@@ -269,11 +297,13 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
             shown = {k: (v.value if args.show_secrets or not v.secret else "[secret]") for k, v in outputs.items()}
             print(json.dumps(shown, indent=2, sort_keys=True, default=str))
             return ExitCode.OK
+        deadline = args.timeout or deadline_seconds(settings)
         if args.verb == "preview":
             if args.base:
                 print(f"lastmile preview: the engine's diff of {args.stack} against {args.base} (deployed into a "
                       "throwaway local state first)", file=sys.stderr, flush=True)
-            result = engine.preview(diff=not args.no_diff, on_output=_print)
+            with Deadline(deadline, program=engine.bin_dir / "pulumi") as watch:
+                result = engine.preview(diff=not args.no_diff, on_output=_print)
             changes = changes_of(result.change_summary)
             print(f"lastmile preview {args.stack}: "
                   + (f"{changes} resource change(s)" if changes else "no changes"), file=sys.stderr)
@@ -282,8 +312,11 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
             refused = golden_gate(engine, settings, args.golden_url, args.golden_ca_file)
             if refused is not None:
                 return refused
-        result = getattr(engine, args.verb)(on_output=_print)
+        with Deadline(deadline, program=engine.bin_dir / "pulumi") as watch:
+            result = getattr(engine, args.verb)(on_output=_print)
     except CommandError as error:
+        if watch is not None and watch.fired:
+            return stopped_at_deadline(engine, args, deadline, watch)
         print(f"lastmile {args.verb} {args.stack}: the engine reported a failure (exit code "
               f"{ExitCode.FAILED}); the engine's messages are above.\n{_last_lines(str(error))}", file=sys.stderr)
         return ExitCode.FAILED
@@ -292,6 +325,33 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
         print(f"lastmile {args.verb} {args.stack}: {summary.result}", file=sys.stderr)
         return ExitCode.FAILED
     return ExitCode.OK
+
+
+def stopped_at_deadline(engine: Engine, args: argparse.Namespace, deadline: int, watch: Deadline) -> int:
+    """Report an operation the deadline stopped (exit 4). After an ``up`` or ``destroy``, the state is
+    refreshed from what exists: a cancelled update can leave a change applied that the state does not
+    record, and the next ``up`` (e.g. a rollback) would otherwise see nothing to do."""
+    from pulumi.automation.errors import CommandError
+
+    lines = [f"lastmile {args.verb} {args.stack}: stopped at its deadline of {deadline} s (--timeout SECONDS changes "
+             "it); " + ("the engine did not stop after the interrupt and was killed" if watch.killed else
+                        "the engine cancelled what was in flight (its messages are above)")]
+    if watch.killed:
+        engine.stack.cancel()  # the killed engine's lock (ours: the operation could not have started under another)
+        lines.append("  its lock on the stack was released")
+    fix = f"  fix: find why the operation waited that long, then `lastmile preview {args.stack}` shows what is left"
+    if args.verb in ("up", "destroy"):
+        try:
+            with Deadline(deadline, program=engine.bin_dir / "pulumi") as again:
+                engine.refresh()
+            lines.append("  the stack's state was refreshed from what exists, so a preview or up compares the stack "
+                         "file with what is really deployed")
+        except CommandError as error:
+            stopped = " (stopped at the same deadline)" if again.fired else ""
+            lines.append(f"  refreshing the stack's state failed{stopped}:\n{_last_lines(str(error), 4)}")
+            fix = f"  fix: `lastmile refresh {args.stack}` before anything else, then `lastmile preview {args.stack}`"
+    print("\n".join([*lines, fix]), file=sys.stderr)
+    return ExitCode.FAILED
 
 
 def golden_gate(engine: Engine, settings: Any, url: str, ca_file: str | None) -> int | None:
@@ -346,6 +406,12 @@ def register(commands: argparse._SubParsersAction) -> None:
             parser.add_argument("--base", metavar="REV",
                                 help="render-mode stacks: the engine's diff against git revision REV (deployed into "
                                      "a throwaway local state first), as a pull request shows it")
+        if verb != "outputs":
+            parser.add_argument("--timeout", type=_timeout, metavar="SECONDS",
+                                help="interrupt the engine (as Ctrl-C does) when the operation runs longer than this "
+                                     "(%d-%d s). Omitted: twice the stack's longest single wait (its Deployments' "
+                                     "ready timeout, its SageMaker endpoint's update timeout) plus %d s"
+                                     % (*TIMEOUT_RANGE, DEADLINE_MARGIN_SECONDS))
         if verb == "outputs":
             parser.add_argument("--show-secrets", action="store_true", help="print secret outputs in plaintext")
         if verb == "up":

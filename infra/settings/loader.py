@@ -48,6 +48,14 @@ class StackSettings(Strict):
         """Stateful resources (keys, buckets, log groups, VPN) are protected in prod."""
         return self.environment == Environment.PROD
 
+    @property
+    def ready_timeout_seconds(self) -> int | None:
+        """How long the engine waits for a slot's Deployment to become available (Kubernetes serving only):
+        onprem.ready_timeout_seconds, else rollout.max_execution_seconds. None: the stack has no Kubernetes half."""
+        if self.onprem is None:
+            return None
+        return self.onprem.ready_timeout_seconds or self.rollout.max_execution_seconds
+
 
 # key -> (model, required). Order is the order problems are reported in.
 SECTIONS: dict[str, tuple[Any, bool]] = {

@@ -143,7 +143,7 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
             resources=resources,
             artifact_volume_mib=onprem.resources.artifact_volume_mib,
             security=security,
-            rollout_timeout_seconds=onprem.ready_timeout_seconds or settings.rollout.max_execution_seconds,
+            rollout_timeout_seconds=settings.ready_timeout_seconds,
         ), opts=opts)
     idle = next((server for slot, server in servers.items() if slot != serving.active_slot), None)
     router = SlotRouter(f"{model}-router", SlotRouterArgs(

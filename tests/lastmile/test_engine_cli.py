@@ -84,3 +84,28 @@ def test_every_team_stack_declares_the_kms_secrets_provider_and_no_placeholder()
 
 def test_exit_codes_are_distinct() -> None:
     assert len({int(code) for code in ExitCode}) == len(ExitCode)
+
+
+def test_the_deadline_is_two_of_the_stacks_longest_waits_plus_a_margin() -> None:
+    from components.aws.rollout import TIMEOUT_MARGIN_SECONDS
+    from lastmile.stackfile import stack_settings
+
+    local = engine.validate_stack("onprem-local")
+    assert local.ready_timeout_seconds == 60  # its Deployments' ready timeout
+    assert engine.deadline_seconds(local) == 2 * 60 + engine.DEADLINE_MARGIN_SECONDS
+    aws = stack_settings("aws-prod", STACKS_DIR, assume_team_secrets=True)
+    assert aws.ready_timeout_seconds is None  # no Kubernetes half: the SageMaker endpoint's update is the wait
+    assert engine.deadline_seconds(aws) == 2 * (5400 + TIMEOUT_MARGIN_SECONDS) + engine.DEADLINE_MARGIN_SECONDS
+    onprem = stack_settings("onprem-prod", STACKS_DIR, assume_team_secrets=True)
+    assert onprem.onprem.ready_timeout_seconds is None and onprem.ready_timeout_seconds == 1800  # the rollout bound
+    assert engine.deadline_seconds(onprem) == 2 * 1800 + engine.DEADLINE_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("value", ["5", "abc", "-30", "604801"])
+def test_a_timeout_outside_its_range_is_refused_before_anything_runs(value: str, capsys) -> None:
+    from lastmile import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["up", "onprem-local", "--timeout", value])
+    assert exit_.value.code == ExitCode.REFUSED
+    assert f"--timeout: {value!r} is not a whole number of seconds from 10 to 604800" in capsys.readouterr().err
