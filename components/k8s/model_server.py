@@ -130,11 +130,13 @@ class ModelServer(pulumi.ComponentResource):
     slot: Slot
     pod_labels: dict[str, str]
     port: int
+    rollout_timeout_seconds: int
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lastmile:k8s:ModelServer", name, None, opts)
         self.slot = args.slot
         self.port = HTTP_PORT
+        self.rollout_timeout_seconds = args.rollout_timeout_seconds
         self.pod_labels = server_selector(args.model_name) | {SLOT_LABEL: args.slot.value}
         labels = self.pod_labels | {"app.kubernetes.io/version": args.model_version}
 

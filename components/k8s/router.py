@@ -5,7 +5,8 @@ Switching is data: the stable Service's selector is the model-server labels plus
 selector (and the preview's). Logical names carry no slot, so a flip never renames or replaces a
 Service.
 
-Readiness: the stable Service depends on the active slot's Deployment. When one ``pulumi up`` both
+Readiness: the stable Service depends on the active slot's Deployment, and waits for ready endpoints no
+longer than that Deployment's rollout timeout (``pulumi.com/timeoutSeconds``). When one ``pulumi up`` both
 changes a slot's release and makes it active, the Deployment's readiness await (Pulumi waits for the
 rollout to be available) completes before the selector moves; a failed rollout stops the update with
 traffic still on the old slot. The previous slot's Deployment is untouched by a flip, so it keeps
@@ -62,7 +63,9 @@ class SlotRouter(pulumi.ComponentResource):
         labels = {k: v for k, v in server.pod_labels.items() if k != SLOT_LABEL} | {"lastmile.dev/route": role}
         return k8s.core.v1.Service(
             name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=namespace, labels=labels),
+            # The Service's await (ready endpoints) is bounded like its Deployment's, not by the provider's 10 min.
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=namespace, labels=labels, annotations={
+                "pulumi.com/timeoutSeconds": str(server.rollout_timeout_seconds)}),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=server.pod_labels,

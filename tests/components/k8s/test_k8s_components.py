@@ -232,7 +232,8 @@ def test_pod_security_refuses_root_and_half_set_localhost_seccomp():
 def test_router_selects_the_active_slot_after_its_deployment(mock_run):
     def program():
         model_store = store()
-        blue, green = server(Slot.BLUE, model_store), server(Slot.GREEN, model_store)
+        blue = server(Slot.BLUE, model_store)
+        green = server(Slot.GREEN, model_store, rollout_timeout_seconds=90)
         router = SlotRouter("iris-router", SlotRouterArgs(namespace="serving", active=green, idle=blue))
         return {"stable": router.stable_service_name, "preview": router.preview_service_name}
 
@@ -243,6 +244,9 @@ def test_router_selects_the_active_slot_after_its_deployment(mock_run):
     assert graph.named("iris-green-deployment").urn in stable.depends_on
     assert graph.named("iris-blue-deployment").urn in preview.depends_on
     assert stable.inputs["spec"]["type"] == "ClusterIP"
+    # each Service waits for ready endpoints no longer than the Deployment it follows (not the provider's 10 min)
+    assert stable.inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "90"
+    assert preview.inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "600"
 
 
 def test_router_without_an_idle_slot_has_no_preview(mock_run):
