@@ -3,8 +3,10 @@
 One cluster (etcd, control plane, kwok nodes) in a repository copy for the module; `lastmile up` there:
 both slots' pods Running/Ready; the stable Service's EndpointSlices list only the active slot's pods;
 a flip moves them to the other slot's; a release that never becomes ready fails the up at the
-Deployment's await and traffic stays on the old slot; rolling back is one line; the RBAC and Pod
-Security checks hold on what the engine applied; destroy removes the namespace.
+Deployment's await and traffic stays on the old slot; rolling back is one line; an up past its deadline
+(--timeout) is interrupted and leaves the state true to the cluster; an up that changes only the ready
+timeout returns; the RBAC and Pod Security checks hold on what the engine applied; destroy removes the
+namespace.
 """
 
 from __future__ import annotations
@@ -169,6 +171,55 @@ def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is
     rollback_seconds = time.monotonic() - started
     assert live.stable_endpoint_ips() == blue and _until(lambda: live.slot_ips("green"))
     print(f"rollback up took {rollback_seconds:.1f} s")
+
+
+def _deployment(live: Live, slot: str) -> dict[str, Any]:
+    deployments = live.kubectl("-n", NAMESPACE, "get", "deploy", "-o", "json")["items"]
+    return next(d for d in deployments if d["metadata"]["name"].startswith(f"iris-classifier-{slot}-deployment"))
+
+
+def test_an_up_past_its_deadline_is_interrupted_and_leaves_the_state_true(live) -> None:
+    """A deadline (--timeout) shorter than the Deployment's own ready timeout: the up is interrupted at the
+    deadline, says so, and refreshes the state, so the cluster's half-applied change is in the state and
+    putting the stack file back is a rollback that really happens (not a no-op)."""
+    original = live.checkout.stack_file(STACK).read_text()
+    idle = "green" if re.search(r"^    active_slot: blue$", original, re.M) else "blue"
+    good_image = _deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"]
+    start = original.index(f"      {idle}:")
+    live.checkout.stack_file(STACK).write_text(original[:start] + re.sub(
+        r"(        image: )\S+", rf"\g<1>{NEVER_READY_IMAGE}", original[start:], count=1))
+
+    started = time.monotonic()
+    stopped = live.checkout.lastmile("up", STACK, "--timeout", "15")
+    elapsed = time.monotonic() - started
+    assert stopped.returncode == 4, stopped.stdout[-3000:] + stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stdout + stopped.stderr
+    assert f"lastmile up {STACK}: stopped at its deadline of 15 s" in stopped.stderr
+    assert "the engine cancelled what was in flight" in stopped.stderr
+    assert "the stack's state was refreshed" in stopped.stderr, stopped.stderr[-3000:]
+    assert elapsed < 50, f"{elapsed:.0f} s: not stopped at the deadline but at the 60 s ready timeout"
+    assert _deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"] == NEVER_READY_IMAGE
+
+    live.checkout.stack_file(STACK).write_text(original)
+    _ok(live.checkout.lastmile("up", STACK))
+    assert _deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"] == good_image
+    assert _until(lambda: live.slot_ips(idle)), "the rolled-back slot's pods are ready again"
+
+
+def test_an_up_that_changes_only_the_ready_timeout_returns(live) -> None:
+    """Both Deployments' specs change (progress deadline, await annotation) without a new ReplicaSet. With
+    pulumi-kubernetes 4.25.0 such an up hung once (docs/design-notes.md); now the deadline would turn a hang
+    into exit 4 within 2 x 75 + 300 s, and the test's own 600 s limit is never reached."""
+    live.edit_stack(r"^(    ready_timeout_seconds: )60$", r"\g<1>75")
+    started = time.monotonic()
+    _ok(live.checkout.lastmile("up", STACK))
+    print(f"timeout-only up took {time.monotonic() - started:.1f} s")
+    for slot in ("blue", "green"):
+        deployment = _deployment(live, slot)
+        assert deployment["spec"]["progressDeadlineSeconds"] == 75
+        assert deployment["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "75"
+    no_op = live.checkout.lastmile("preview", STACK)
+    assert no_op.returncode == 0 and "no changes" in no_op.stderr, no_op.stdout[-3000:]
 
 
 def test_destroy_removes_the_namespace(live) -> None:
