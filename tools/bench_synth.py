@@ -6,6 +6,13 @@ synthesis loads, found by running it once. Each sample is a fresh interpreter (a
 both sides pay the same start-up cost; the rounds interleave every command, so drift in the machine's
 speed hits both sides alike. Prints the medians of wall time and their ratio, and the ratio of the
 medians of CPU time (user + system; steadier on a shared machine); writes build/bench/synth.json.
+
+A third side, "sdk", measures what the Pulumi SDK alone costs for the same stack: the floor's imports,
+then the stack's recorded resources (same types, names, parents and inputs) registered as plain
+``pulumi.CustomResource``/``ComponentResource`` objects under the SDK's own MockMonitor with mocks that
+echo inputs, driven as synthesis drives a program. No lastmile code runs there (no settings, components,
+typed SDK classes or recording), so sdk ÷ floor is a lower bound of synth ÷ floor that lastmile cannot
+go below without replacing the SDK's runtime.
 `make bench` runs it with Python's bytecode cache on (see the Makefile). Not a test: nothing asserts a time.
 
     .venv/bin/python tools/bench_synth.py [--stack aws-prod ...] [--runs 7]
@@ -32,6 +39,65 @@ synthesize(sys.argv[1])
 loaded = lambda m: type(sys.modules[m]).__name__ != "_LazyModule"  # the SDKs register lazy modules
 used = sorted(m for m in list(sys.modules) if m.split('.')[0] in SDKS and loaded(m))
 print(' '.join(used))
+"""
+
+
+REPLAY = """
+import json, sys
+import pulumi
+from pulumi.runtime import mocks
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+graph = json.load(open(sys.argv[1]))
+
+
+class Echo(mocks.Mocks):
+    def new_resource(self, args):
+        return args.name + "-id", args.inputs
+
+    def call(self, args):
+        return {}, None
+
+
+mocks.set_mocks(Echo(), project="lastmile", stack=graph["stack"], preview=False)
+made = {}
+by_urn = {node["urn"]: node for node in graph["resources"]}
+
+
+def make(node):
+    if node["urn"] in made:
+        return made[node["urn"]]
+    parent = make(by_urn[node["parent"]]) if node["parent"] in by_urn else None
+    options = node["options"]
+    opts = pulumi.ResourceOptions(parent=parent, protect=options["protect"],
+                                  depends_on=[make(by_urn[u]) for u in options["depends_on"] if u in by_urn])
+    if node["custom"]:
+        made[node["urn"]] = pulumi.CustomResource(node["type"], node["name"], dict(node["inputs"]), opts)
+    else:
+        made[node["urn"]] = pulumi.ComponentResource(node["type"], node["name"], None, opts)
+    return made[node["urn"]]
+
+
+async def run():
+    for node in graph["resources"]:
+        make(node)
+    settings = pulumi.runtime.settings.SETTINGS
+    while True:
+        await wait_for_rpcs(await_all_outstanding_tasks=False)
+        with settings.lock:
+            pending = list(settings.outputs)
+            settings.outputs.clear()
+        if not pending:
+            break
+        for result in await __import__("asyncio").gather(*pending, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+
+
+_sync_await(run())
+registered = pulumi.runtime.settings.SETTINGS.monitor.resources
+assert len(registered) == len(graph["resources"]), (len(registered), len(graph["resources"]))
 """
 
 
@@ -65,7 +131,9 @@ def main() -> int:
             print(f"bench: finding the SDK modules {stack} loads", file=sys.stderr, flush=True)
             commands[(stack, "floor")] = [sys.executable, "-c", _floor_imports(stack)]
             commands[(stack, "synth")] = [sys.executable, "-m", "lastmile", "synth", stack, "--out", out]
-            _sample(commands[(stack, "synth")])  # warm the file cache and bytecode once, for both sides
+            _sample(commands[(stack, "synth")])  # warm the file cache and bytecode once, for every side
+            recorded = str(Path(out) / f"{stack}.json")
+            commands[(stack, "sdk")] = [sys.executable, "-c", commands[(stack, "floor")][2] + "\n" + REPLAY, recorded]
         samples: dict[tuple[str, str], list[tuple[float, float]]] = {key: [] for key in commands}
         for round_ in range(args.runs):  # interleave, so drift in machine load hits every side alike
             print(f"bench: round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
@@ -78,7 +146,9 @@ def main() -> int:
                          "floor_s": round(medians[(stack, "floor")], 3),
                          "ratio": round(medians[(stack, "synth")] / medians[(stack, "floor")], 2),
                          "synth_cpu_s": round(cpu[(stack, "synth")], 3), "floor_cpu_s": round(cpu[(stack, "floor")], 3),
-                         "cpu_ratio": round(cpu[(stack, "synth")] / cpu[(stack, "floor")], 2)} for stack in stacks}
+                         "cpu_ratio": round(cpu[(stack, "synth")] / cpu[(stack, "floor")], 2),
+                         "sdk_s": round(medians[(stack, "sdk")], 3),
+                         "sdk_ratio": round(medians[(stack, "sdk")] / medians[(stack, "floor")], 2)} for stack in stacks}
     result: dict = {"command": "tools/bench_synth.py --runs %d" % args.runs, "runs": args.runs, "stacks": per_stack}
     if {"aws-dev", "hybrid-prod"} <= set(stacks):
         small, large = per_stack["aws-dev"], per_stack["hybrid-prod"]
@@ -86,11 +156,11 @@ def main() -> int:
                                                 / (large["resources"] - small["resources"]), 1)
     (REPO / "build" / "bench").mkdir(parents=True, exist_ok=True)
     (REPO / "build" / "bench" / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'stack':16s} {'resources':>9s} {'synth':>8s} {'floor':>8s} {'ratio':>6s} {'cpu ratio':>10s}   "
-          f"(medians of {args.runs}, fresh interpreters; seconds wall, ratio of CPU time too)")
+    print(f"{'stack':16s} {'resources':>9s} {'synth':>8s} {'floor':>8s} {'ratio':>6s} {'cpu ratio':>10s} "
+          f"{'sdk':>8s} {'sdk ratio':>10s}   (medians of {args.runs}, fresh interpreters; seconds wall)")
     for stack, row in per_stack.items():
         print(f"{stack:16s} {row['resources']:9d} {row['synth_s']:8.2f} {row['floor_s']:8.2f} {row['ratio']:6.2f} "
-              f"{row['cpu_ratio']:10.2f}")
+              f"{row['cpu_ratio']:10.2f} {row['sdk_s']:8.2f} {row['sdk_ratio']:10.2f}")
     if "slope_ms_per_resource" in result:
         print(f"framework cost per resource (hybrid-prod vs aws-dev, above the floor): {result['slope_ms_per_resource']} ms")
     return 0
