@@ -10,9 +10,9 @@ medians of CPU time (user + system; steadier on a shared machine); writes build/
 A third side, "sdk", measures what the Pulumi SDK alone costs for the same stack: the floor's imports,
 then the stack's recorded resources (same types, names, parents and inputs) registered as plain
 ``pulumi.CustomResource``/``ComponentResource`` objects under the SDK's own MockMonitor with mocks that
-echo inputs, driven as synthesis drives a program. No lastmile code runs there (no settings, components,
-typed SDK classes or recording), so sdk ÷ floor is a lower bound of synth ÷ floor that lastmile cannot
-go below without replacing the SDK's runtime.
+echo inputs, driven to completion by synthesis's own driver. Nothing else of lastmile runs there (no
+settings, components, typed SDK classes or recording), so sdk ÷ floor is a lower bound of synth ÷ floor
+that lastmile cannot go below without replacing the SDK's runtime.
 `make bench` runs it with Python's bytecode cache on (see the Makefile). Not a test: nothing asserts a time.
 
     .venv/bin/python tools/bench_synth.py [--stack aws-prod ...] [--runs 7]
@@ -46,8 +46,9 @@ REPLAY = """
 import json, sys
 import pulumi
 from pulumi.runtime import mocks
-from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
+
+from lastmile.synthesis import _run_to_completion
 
 graph = json.load(open(sys.argv[1]))
 
@@ -79,23 +80,12 @@ def make(node):
     return made[node["urn"]]
 
 
-async def run():
+def build():
     for node in graph["resources"]:
         make(node)
-    settings = pulumi.runtime.settings.SETTINGS
-    while True:
-        await wait_for_rpcs(await_all_outstanding_tasks=False)
-        with settings.lock:
-            pending = list(settings.outputs)
-            settings.outputs.clear()
-        if not pending:
-            break
-        for result in await __import__("asyncio").gather(*pending, return_exceptions=True):
-            if isinstance(result, BaseException):
-                raise result
 
 
-_sync_await(run())
+_sync_await(_run_to_completion(build))  # synthesis's own driver: the run ends as a synthesis's does
 registered = pulumi.runtime.settings.SETTINGS.monitor.resources
 assert len(registered) == len(graph["resources"]), (len(registered), len(graph["resources"]))
 """
