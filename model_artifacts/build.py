@@ -26,7 +26,6 @@ import io  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import tarfile  # noqa: E402
-import tempfile  # noqa: E402
 
 import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
@@ -331,31 +330,28 @@ def write(root, outputs):
             handle.write(content)
 
 
+def differences(root, outputs):
+    """Each of ``outputs`` (relative path -> bytes) that is missing under root or differs from it, byte for byte."""
+    problems = []
+    for rel, expected in sorted(outputs.items()):
+        path = os.path.join(root, rel)
+        if not os.path.isfile(path):
+            problems.append("{}: missing".format(rel))
+            continue
+        with open(path, "rb") as handle:
+            actual = handle.read()
+        if actual != expected:
+            problems.append("{}: differs (committed sha256 {}, rebuilt sha256 {})".format(
+                rel, hashlib.sha256(actual).hexdigest(), hashlib.sha256(expected).hexdigest()))
+    return problems
+
+
 def check(root):
-    """Rebuild into a temp dir and compare byte for byte with root. Returns a list of problems."""
-    with tempfile.TemporaryDirectory(prefix="model-artifacts-check-") as tmp:
-        outputs = build(root)
-        write(tmp, outputs)
-        problems = []
-        for rel in sorted(outputs):
-            with open(os.path.join(tmp, rel), "rb") as handle:
-                expected = handle.read()
-            path = os.path.join(root, rel)
-            if not os.path.isfile(path):
-                problems.append("{}: missing".format(rel))
-                continue
-            with open(path, "rb") as handle:
-                actual = handle.read()
-            if actual != expected:
-                problems.append(
-                    "{}: differs (committed sha256 {}, rebuilt sha256 {})".format(
-                        rel,
-                        hashlib.sha256(actual).hexdigest(),
-                        hashlib.sha256(expected).hexdigest(),
-                    )
-                )
-        for rel in sorted(_existing_artifacts(root) - set(outputs)):
-            problems.append("{}: not produced by build.py (stale release?)".format(rel))
+    """Rebuild in memory and compare byte for byte with root. Returns a list of problems."""
+    outputs = build(root)
+    problems = differences(root, outputs)
+    for rel in sorted(_existing_artifacts(root) - set(outputs)):
+        problems.append("{}: not produced by build.py (stale release?)".format(rel))
     return problems
 
 

@@ -242,18 +242,8 @@ def build(root):
 
 
 def check(root):
-    problems = []
-    for rel, expected in sorted(build(root).items()):
-        path = os.path.join(root, rel)
-        if not os.path.isfile(path):
-            problems.append("{}: missing".format(rel))
-            continue
-        with open(path, "rb") as handle:
-            actual = handle.read()
-        if actual != expected:
-            problems.append("{}: differs (committed sha256 {}, rebuilt sha256 {})".format(
-                rel, hashlib.sha256(actual).hexdigest(), hashlib.sha256(expected).hexdigest()))
-    return problems
+    """Rebuild in memory and compare byte for byte with root. Returns a list of problems."""
+    return load_build(root).differences(root, build(root))
 
 
 def main(argv=None):
