@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.request
 from contextlib import contextmanager
 
-from moto.server import ThreadedMotoServer
 from ruamel.yaml import YAML
+import moto_sagemaker
 from sklearn_container import Container
 
 from infra.manifest import load_manifest
@@ -57,30 +56,13 @@ REGION = "eu-central-1"  # aws-staging's
 def sagemaker_serving(tmp_path):
     """moto's sagemaker-runtime on 127.0.0.1; ``serve(version)`` makes the endpoint answer the next
     InvokeEndpoint with what that release's own code/inference.py answers to the golden rows."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    base = f"http://{host}:{port}"
+    with moto_sagemaker.sagemaker_runtime(REGION) as runtime:
+        def serve(version: str) -> None:
+            container = Container(load_manifest()[("iris-classifier", version)].artifact_path, tmp_path / version)
+            rows = golden.sagemaker_request(golden.load_golden_set("iris-classifier", "1.1.0"))
+            runtime.answer(*container.invoke(rows, "application/json", "application/json"))
 
-    def serve(version: str) -> None:
-        from moto.moto_api._internal.models import moto_api_backend
-
-        moto_api_backend.reset()  # moto answers an identical request as it did before: forget it (in-process state)
-        container = Container(load_manifest()[("iris-classifier", version)].artifact_path, tmp_path / version)
-        rows = golden.sagemaker_request(golden.load_golden_set("iris-classifier", "1.1.0"))
-        body, content_type = container.invoke(rows, "application/json", "application/json")
-        request = urllib.request.Request(f"{base}/moto-api/static/sagemaker/endpoint-results", method="POST",
-                                         data=json.dumps({"region": REGION, "results": [
-                                             {"Body": body, "ContentType": content_type}]}).encode())
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 201
-
-    env = {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": base, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing"}
-    try:
-        yield serve, env
-    finally:
-        server.stop()
+        yield serve, runtime.env()
 
 
 def test_dev_to_staging_to_prod_and_rollback(fresh_checkout, tmp_path):

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import urllib.request
 
 import pytest
 
 from lastmile import golden
 from lastmile.exitcodes import ExitCode
+import moto_sagemaker
 from serving_harness import MODEL, free_ports
 from sklearn_container import Container
 
@@ -151,27 +151,10 @@ def test_https_is_verified(tls, tmp_path, sets):
 
 @pytest.fixture
 def sagemaker_runtime(moto_backends):
-    """moto's server on 127.0.0.1 and a sagemaker-runtime client for it; ``answer(body)`` queues a result."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    base = f"http://{host}:{port}"
-    client = boto3.client("sagemaker-runtime", endpoint_url=base, region_name="eu-west-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    def answer(body: str, content_type: str) -> None:
-        request = urllib.request.Request(
-            f"{base}/moto-api/static/sagemaker/endpoint-results", method="POST",
-            data=json.dumps({"region": "eu-west-1", "results": [
-                {"Body": body, "ContentType": content_type, "InvokedProductionVariant": "primary"}]}).encode())
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 201
-
-    yield client, answer
-    server.stop()
+    """moto's server on 127.0.0.1: a sagemaker-runtime client for it, and ``answer(body, type)`` queues a result."""
+    with moto_sagemaker.sagemaker_runtime("eu-west-1") as runtime:
+        yield runtime.client(), lambda body, content_type: runtime.answer(
+            body, content_type, InvokedProductionVariant="primary")
 
 
 @pytest.mark.parametrize("served_version, passes", [("1.1.0", True), ("1.0.0", False)])
