@@ -8,7 +8,6 @@ from policy.rules.core import (
     as_list,
     condition_keys,
     depends_on,
-    get,
     GraphDict,
     IAM_ATTACHMENTS,
     IAM_IDENTITY_POLICIES,
