@@ -53,3 +53,12 @@ def raise_problems(owner: str, problems: list[Problem]) -> None:
     """Raise ArgsError listing ``problems`` (nothing when there are none)."""
     if problems:
         raise ArgsError(owner, problems)
+
+
+def check_range(field: str, value: Any, low: float, high: float | None = None, *, unit: str = "", why: str = "",
+                fix: str = "") -> list[Problem]:
+    """``value`` is ``low``-``high`` (at least ``low`` when ``high`` is None); ``why`` extends the message."""
+    if low <= value and (high is None or value <= high):
+        return []
+    allowed = f"at least {low}" if high is None else f"{low}-{high}"
+    return [Problem(field, value, f"must be {allowed}{unit}{why}", fix or f"use a value {allowed}")]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from components.problems import check_range, raise_problems
+
 NAMESPACE = "AWS/SageMaker"
 PERIOD_SECONDS = 60
 MICROSECONDS_PER_MILLISECOND = 1000
@@ -37,11 +39,11 @@ class AlarmThresholds:
     """Consecutive breaching minutes before the alarm fires (1-60)."""
 
     def __post_init__(self) -> None:
-        for field in ("error_5xx_count", "latency_p99_ms"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}")
-        if not 1 <= self.evaluation_minutes <= 60:
-            raise ValueError(f"evaluation_minutes must be 1-60, got {self.evaluation_minutes}")
+        raise_problems("AlarmThresholds", [
+            *check_range("error_5xx_count", self.error_5xx_count, 1),
+            *check_range("latency_p99_ms", self.latency_p99_ms, 1),
+            *check_range("evaluation_minutes", self.evaluation_minutes, 1, 60),
+        ])
 
 
 @dataclass(frozen=True, kw_only=True)

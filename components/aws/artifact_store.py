@@ -26,6 +26,8 @@ import pulumi_aws as aws
 
 from components.aws import iam
 
+from components.problems import MISSING, Problem, check_range, raise_problems
+
 MODELS_PREFIX = "models/"
 CAPTURE_PREFIX = "data-capture/"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -42,13 +44,16 @@ class ModelArtifact:
     path: Path
 
     def __post_init__(self) -> None:
-        for field, value in (("model", self.model), ("version", self.version)):
-            if not _SEGMENT.match(value):
-                raise ValueError(f"{field} {value!r} is not usable in an S3 key (lowercase letters, digits, . and -)")
+        problems = [Problem(name, value, "not usable in an S3 key (lowercase letters, digits, . and -; at most 63)",
+                            "rename it, e.g. iris-classifier or 1.2.0")
+                    for name, value in (("model", self.model), ("version", self.version)) if not _SEGMENT.match(value)]
         if not _SHA256.match(self.sha256):
-            raise ValueError(f"sha256 of {self.model} {self.version} is not 64 lowercase hex digits: {self.sha256!r}")
+            problems.append(Problem("sha256", self.sha256, f"sha256 of {self.model} {self.version} is not 64 "
+                                    "lowercase hex digits", "pass the artifact's sha256sum in lowercase hex"))
         if not self.path.is_file():
-            raise ValueError(f"artifact of {self.model} {self.version} does not exist: {self.path}")
+            problems.append(Problem("path", str(self.path), f"artifact of {self.model} {self.version} does not exist",
+                                    "build the artifact or fix the path"))
+        raise_problems("ModelArtifact", problems)
 
     @property
     def key(self) -> str:
@@ -76,15 +81,20 @@ class ArtifactStoreArgs:
     """Protect the bucket and its guards and retain them on delete. Omitted: deletable."""
 
     def __post_init__(self) -> None:
+        problems = self._artifact_problems()
+        for name in ("noncurrent_version_expiration_days", "capture_expiration_days", "abort_incomplete_upload_days"):
+            problems += check_range(name, getattr(self, name), 1, unit=" day(s)")
+        raise_problems("ArtifactStoreArgs", problems)
+
+    def _artifact_problems(self) -> list[Problem]:
         if not self.artifacts:
-            raise ValueError("artifacts is empty: an artifact store needs at least one release to serve")
+            return [Problem("artifacts", self.artifacts, "an artifact store needs at least one release to serve",
+                            "pass at least one ModelArtifact")]
         keys = [(a.model, a.version) for a in self.artifacts]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
-            raise ValueError(f"artifacts lists a release twice: {duplicates}")
-        for field in ("noncurrent_version_expiration_days", "capture_expiration_days", "abort_incomplete_upload_days"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be at least 1 day, got {getattr(self, field)}")
+            return [Problem("artifacts", duplicates, "lists a release twice", "remove the duplicate")]
+        return []
 
 
 class ArtifactStore(pulumi.ComponentResource):
@@ -165,10 +175,12 @@ class ArtifactStore(pulumi.ComponentResource):
         Each prefix lies under ``models/`` and ends with ``/``, e.g. ``models/iris-classifier/``
         (``ModelArtifact.model_prefix``). Decrypting needs the key too (``EncryptionKey.grant_decrypt``).
         """
+        problems = [p for i, prefix in enumerate(prefixes) for p in _prefix_problems(f"prefixes.{i}", prefix,
+                                                                                      MODELS_PREFIX)]
         if not prefixes:
-            raise ValueError("grant_read needs at least one prefix")
-        for prefix in prefixes:
-            _check_prefix(prefix, MODELS_PREFIX)
+            problems.append(Problem("prefixes", MISSING, "grant_read needs at least one prefix",
+                                    "pass e.g. ModelArtifact.model_prefix"))
+        raise_problems("ArtifactStore.grant_read", problems)
         ordered = sorted(set(prefixes))
         return iam.grant(self, "read", grantee, [
             {"Sid": "ReadPrefixes", "Effect": "Allow", "Action": ["s3:GetObject"],
@@ -183,7 +195,7 @@ class ArtifactStore(pulumi.ComponentResource):
         ``prefix`` is relative to ``data-capture/`` and ends with ``/``, e.g. the endpoint name.
         Encrypting needs the key too (``EncryptionKey.grant_encrypt``).
         """
-        _check_prefix(CAPTURE_PREFIX + prefix, CAPTURE_PREFIX)
+        raise_problems("ArtifactStore.grant_capture_write", _prefix_problems("prefix", prefix))
         return iam.grant(self, "capture", grantee, [
             {"Sid": "WriteCapturePrefix", "Effect": "Allow", "Action": ["s3:PutObject"],
              "Resource": pulumi.Output.concat(self.bucket_arn, "/", CAPTURE_PREFIX, prefix, "*")},
@@ -191,7 +203,7 @@ class ArtifactStore(pulumi.ComponentResource):
 
     def capture_uri(self, prefix: str) -> pulumi.Output[str]:
         """``s3://<bucket>/data-capture/<prefix>``: where an endpoint granted ``prefix`` captures to."""
-        _check_prefix(CAPTURE_PREFIX + prefix, CAPTURE_PREFIX)
+        raise_problems("ArtifactStore.capture_uri", _prefix_problems("prefix", prefix))
         return pulumi.Output.concat(self.capture_s3_uri, prefix)
 
 
@@ -217,10 +229,13 @@ def _lifecycle_rules(args: ArtifactStoreArgs) -> list[dict]:
     ]
 
 
-def _check_prefix(prefix: str, under: str) -> None:
+def _prefix_problems(field: str, prefix: str, under: str = "") -> list[Problem]:
     """``prefix`` is ``under`` plus one or more plain path segments, ending with ``/``."""
     segments = prefix[len(under):].split("/") if prefix.startswith(under) else []
     plain = len(segments) >= 2 and segments[-1] == "" and all(
         s not in ("", ".", "..") and "*" not in s and "?" not in s for s in segments[:-1])
-    if not plain:
-        raise ValueError(f"prefix {prefix!r} must be a path under {under!r} ending with '/' (no wildcards, no '..')")
+    if plain:
+        return []
+    where = f"under {under!r}" if under else f"relative to {CAPTURE_PREFIX!r}"
+    return [Problem(field, prefix, f"must be a path {where} ending with '/' (no wildcards, no '..')",
+                    f"pass e.g. {under}<name>/")]

@@ -44,9 +44,10 @@ import pulumi_aws as aws
 
 from components.aws import iam
 from components.aws.alarms import AlarmThresholds, metric_alarm_args, variant_alarm_specs
-from components.aws.limits import LOG_RETENTION_DAYS, VPC_SECURITY_GROUPS_RANGE, VPC_SUBNETS_RANGE
+from components.aws.limits import check_log_retention, check_vpc_config
 from components.aws.naming import content_name, is_sagemaker_name
 from components.aws.rollout import RolloutPolicy, deployment_config, fleet_problems
+from components.problems import MISSING, Problem, check_range, raise_problems
 from components.slots import Slot
 
 PRIMARY_VARIANT = "primary"
@@ -91,15 +92,9 @@ class VpcPlacement:
     security_group_ids: tuple[pulumi.Input[str], ...]
 
     def __post_init__(self) -> None:
-        zones = {subnet.availability_zone for subnet in self.subnets}
-        if len(zones) < 2:
-            raise ValueError(f"subnets span {len(zones)} availability zone(s); SageMaker.5 needs >= 2 distinct zones")
-        if not VPC_SUBNETS_RANGE[0] <= len(self.subnets) <= VPC_SUBNETS_RANGE[1]:
-            low, high = VPC_SUBNETS_RANGE
-            raise ValueError(f"{len(self.subnets)} subnets; SageMaker allows {low}-{high}")
-        if not VPC_SECURITY_GROUPS_RANGE[0] <= len(self.security_group_ids) <= VPC_SECURITY_GROUPS_RANGE[1]:
-            raise ValueError(f"{len(self.security_group_ids)} security groups; SageMaker allows "
-                             f"{VPC_SECURITY_GROUPS_RANGE[0]}-{VPC_SECURITY_GROUPS_RANGE[1]}")
+        zones = [subnet.availability_zone for subnet in self.subnets]
+        raise_problems("VpcPlacement", [*_distinct_zone_problems(zones),
+                                        *check_vpc_config("subnets", self.subnets, self.security_group_ids)])
 
     @property
     def subnet_ids(self) -> tuple[pulumi.Input[str], ...]:
@@ -122,11 +117,20 @@ class Scaling:
     """Wait after a scale-out before the next. Omitted: 60."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min_instance_count <= self.initial_instance_count <= self.max_instance_count:
-            raise ValueError(f"needs 1 <= min ({self.min_instance_count}) <= initial ({self.initial_instance_count}) "
-                             f"<= max ({self.max_instance_count})")
-        if self.target_invocations_per_instance < 1:
-            raise ValueError("target_invocations_per_instance must be at least 1")
+        raise_problems("Scaling", [*self._count_problems(),
+                                   *check_range("target_invocations_per_instance",
+                                                self.target_invocations_per_instance, 1)])
+
+    def _count_problems(self) -> list[Problem]:
+        """1 <= min <= initial <= max; the initial count is judged only once min and max are consistent."""
+        low, high = self.min_instance_count, self.max_instance_count
+        if low < 1:
+            return check_range("min_instance_count", low, 1)
+        if high < low:
+            return [Problem("max_instance_count", high, f"below min_instance_count ({low})",
+                            "raise max_instance_count or lower min_instance_count")]
+        return check_range("initial_instance_count", self.initial_instance_count, low, high,
+                           why=" (between min_instance_count and max_instance_count)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,9 +145,8 @@ class DataCapture:
     """Captured as CSV text. Omitted: text/csv."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.sampling_percent <= 100:
-            raise ValueError(f"sampling_percent must be 1-100, got {self.sampling_percent} "
-                             "(omit data_capture to turn it off)")
+        raise_problems("DataCapture", check_range("sampling_percent", self.sampling_percent, 1, 100,
+                                                  fix="use 1-100 (omit data_capture to turn it off)"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,24 +183,33 @@ class ModelEndpointArgs:
     """Protect the log group and retain it on delete. Omitted: deletable."""
 
     def __post_init__(self) -> None:
+        raise_problems("ModelEndpointArgs", [
+            *self._name_problems(),
+            *self._placement_problems(),
+            *check_log_retention("log_retention_days", self.log_retention_days),
+            *([] if self.volume_size_gib is None else check_range("volume_size_gib", self.volume_size_gib, 1, 512)),
+            *fleet_problems(self.rollout, self.scaling.initial_instance_count, "scaling.initial_instance_count"),
+        ])
+
+    def _name_problems(self) -> list[Problem]:
+        problems = []
         if not is_sagemaker_name(self.endpoint_name):
-            raise ValueError(f"endpoint_name {self.endpoint_name!r} is not a SageMaker name "
-                             "(letters, digits and -, at most 63)")
+            problems.append(Problem("endpoint_name", self.endpoint_name, "not a SageMaker name (letters, digits and "
+                                    "-, at most 63)", "derive it with naming.content_name"))
         if not _INSTANCE_TYPE.match(self.instance_type):
-            raise ValueError(f"instance_type {self.instance_type!r} is not a SageMaker instance type "
-                             "(ml.<family>.<size>)")
+            problems.append(Problem("instance_type", self.instance_type, "not a SageMaker instance type "
+                                    "(ml.<family>.<size>)", "use e.g. ml.m5.large"))
+        return problems
+
+    def _placement_problems(self) -> list[Problem]:
+        problems = []
         if self.vpc is None and not self.allow_without_vpc:
-            raise ValueError("vpc is required: models run in private subnets (SageMaker.5); "
-                             "allow_without_vpc=True is for dev only")
+            problems.append(Problem("vpc", MISSING, "vpc is required: models run in private subnets (SageMaker.5)",
+                                    "pass a VpcPlacement (allow_without_vpc=True is for dev only)"))
         if self.shadow is not None and self.shadow.slot == self.primary.slot:
-            raise ValueError(f"shadow and primary are both slot {self.primary.slot.value}: shadow the other slot")
-        if self.log_retention_days not in LOG_RETENTION_DAYS:
-            raise ValueError(f"log_retention_days {self.log_retention_days} is not one of {LOG_RETENTION_DAYS}")
-        if self.volume_size_gib is not None and not 1 <= self.volume_size_gib <= 512:
-            raise ValueError(f"volume_size_gib must be 1-512, got {self.volume_size_gib}")
-        problems = fleet_problems(self.rollout, self.scaling.initial_instance_count)
-        if problems:
-            raise ValueError("; ".join(problems))
+            problems.append(Problem("shadow.slot", self.shadow.slot.value, f"shadow and primary are both slot "
+                                    f"{self.primary.slot.value}", "shadow the other slot"))
+        return problems
 
     @property
     def served(self) -> tuple[ServedModel, ...]:
@@ -330,6 +342,13 @@ class ModelEndpoint(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def _distinct_zone_problems(zones: list[str]) -> list[Problem]:
+    if len(set(zones)) >= 2:
+        return []
+    return [Problem("subnets", sorted(set(zones)), f"subnets span {len(set(zones))} availability zone(s); "
+                    "SageMaker.5 needs >= 2 distinct zones", "add a private subnet in another availability zone")]
 
 
 def _sorted_ids(ids: tuple[pulumi.Input[str], ...]) -> pulumi.Output[list[str]]:

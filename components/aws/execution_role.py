@@ -29,6 +29,8 @@ import pulumi_aws as aws
 
 from components.aws import iam
 from components.aws.naming import log_group_arn, partition
+from components.network.addressing import check_account_id
+from components.problems import ArgsError, Problem, raise_problems
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 _ECR_IMAGE = re.compile(
@@ -41,12 +43,18 @@ _ENI_MANAGE_ACTIONS = ("ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetwor
                        "ec2:DeleteNetworkInterfacePermission")
 
 
+def check_ecr_image(field: str, image_uri: str) -> list[Problem]:
+    if _ECR_IMAGE.match(image_uri):
+        return []
+    return [Problem(field, image_uri, "not an ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>)",
+                    "push the image to ECR and pass its URI")]
+
+
 def ecr_repository_arn(image_uri: str) -> str:
     """``<account>.dkr.ecr.<region>.amazonaws.com/<repo>[:tag][@digest]`` -> the repository's ARN."""
     match = _ECR_IMAGE.match(image_uri)
     if match is None:
-        raise ValueError(f"image {image_uri!r} is not an ECR image URI "
-                         "(<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>)")
+        raise ArgsError("ecr_repository_arn", check_ecr_image("image_uri", image_uri))
     region = match["region"]
     return f"arn:{partition(region)}:ecr:{region}:{match['account']}:repository/{match['repository']}"
 
@@ -67,17 +75,21 @@ class ExecutionRoleArgs:
     """Security groups of the models' network interfaces; required with ``vpc_subnet_ids``."""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"\d{12}", self.account_id):
-            raise ValueError(f"account_id {self.account_id!r} is not a 12-digit AWS account id")
-        if not self.image_uris:
-            raise ValueError("image_uris is empty: name the images the models run")
-        for uri in self.image_uris:
-            ecr_repository_arn(uri)
+        problems = [*check_account_id("account_id", self.account_id), *self._image_problems()]
         if not self.log_group_name.startswith("/aws/sagemaker/Endpoints/"):
-            raise ValueError(f"log_group_name {self.log_group_name!r} is not under /aws/sagemaker/Endpoints/, "
-                             "where SageMaker writes endpoint logs")
+            problems.append(Problem("log_group_name", self.log_group_name, "not under /aws/sagemaker/Endpoints/, "
+                                    "where SageMaker writes endpoint logs",
+                                    "use /aws/sagemaker/Endpoints/<endpoint-name>"))
         if bool(self.vpc_subnet_ids) != bool(self.vpc_security_group_ids):
-            raise ValueError("vpc_subnet_ids and vpc_security_group_ids go together: give both or neither")
+            problems.append(Problem("vpc_security_group_ids" if self.vpc_subnet_ids else "vpc_subnet_ids", (),
+                                    "vpc_subnet_ids and vpc_security_group_ids go together",
+                                    "give both or neither"))
+        raise_problems("ExecutionRoleArgs", problems)
+
+    def _image_problems(self) -> list[Problem]:
+        if not self.image_uris:
+            return [Problem("image_uris", self.image_uris, "image_uris is empty", "name the images the models run")]
+        return [p for i, uri in enumerate(self.image_uris) for p in check_ecr_image(f"image_uris.{i}", uri)]
 
 
 class ExecutionRole(pulumi.ComponentResource):

@@ -24,6 +24,8 @@ import pulumi_aws as aws
 
 from components.aws import iam
 from components.aws.naming import account_root_arn, log_group_arn
+from components.network.addressing import check_account_id
+from components.problems import Problem, raise_problems
 
 ROTATION = True
 DELETION_WINDOW_DAYS = 30
@@ -49,13 +51,15 @@ class EncryptionKeyArgs:
     (after the 30-day window)."""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"\d{12}", self.account_id):
-            raise ValueError(f"account_id {self.account_id!r} is not a 12-digit AWS account id")
+        problems = check_account_id("account_id", self.account_id)
         if not self.description.strip():
-            raise ValueError("description is empty: say what the key protects")
-        for name in self.log_group_names:
-            if not _LOG_GROUP_PATTERN.match(name) or name == "*":
-                raise ValueError(f"log_group_names: {name!r} is not a log group name (or a name prefix ending in *)")
+            problems.append(Problem("description", self.description, "description is empty",
+                                    "say what the key protects"))
+        problems += [Problem(f"log_group_names.{i}", name, "not a log group name (or a name prefix ending in *)",
+                             "use e.g. /aws/sagemaker/Endpoints/<name> or a prefix like /aws/vpc/*")
+                     for i, name in enumerate(self.log_group_names)
+                     if not _LOG_GROUP_PATTERN.match(name) or name == "*"]
+        raise_problems("EncryptionKeyArgs", problems)
 
 
 class EncryptionKey(pulumi.ComponentResource):

@@ -42,8 +42,8 @@ import pulumi_aws as aws
 from components.aws import iam
 from components.aws.alarms import AlarmThresholds
 from components.aws.artifact_store import CAPTURE_PREFIX, ArtifactStore
-from components.aws.limits import VPC_SECURITY_GROUPS_RANGE, VPC_SUBNETS_RANGE
-from components.aws.monitoring_alerts import AlertTopic, AlertTopicArgs
+from components.aws.limits import check_vpc_config
+from components.aws.monitoring_alerts import AlertTopic, AlertTopicArgs, check_targets
 from components.aws.monitoring_iam import (
     EVENTS_PRINCIPAL,
     SAGEMAKER_PRINCIPAL,
@@ -57,14 +57,17 @@ from components.aws.monitoring_specs import (
     HealthThresholds,
     RetrainingTarget,
     analyzer_image_uri,
+    check_analyzer_region,
+    check_instance_size,
     dashboard_body,
     drift_alarm_args,
     health_alarm_args,
     rollback_alarm_event_pattern,
     violations_event_pattern,
-    vcpus,
 )
 from components.aws.naming import content_name, digest, is_sagemaker_name, partition
+from components.network.addressing import check_account_id
+from components.problems import MISSING, Problem, check_range, raise_problems
 
 BASELINE_PREFIX = "monitoring/"
 REPORTS_PREFIX = "monitoring-reports/"
@@ -82,12 +85,14 @@ class Baseline:
     directory: Path
 
     def __post_init__(self) -> None:
-        for file in ("statistics.json", "constraints.json", "preprocessor.py"):
-            if not (self.directory / file).is_file():
-                raise ValueError(f"baseline of {self.model} has no {file} in {self.directory}: "
-                                 "run model_artifacts/build_baseline.py")
-        if not self.features:
-            raise ValueError(f"baseline of {self.model} lists no features")
+        problems = [Problem("directory", str(self.directory), f"baseline of {self.model} has no {file}",
+                            "run model_artifacts/build_baseline.py")
+                    for file in ("statistics.json", "constraints.json", "preprocessor.py")
+                    if not (self.directory / file).is_file()]
+        if not problems and not self.features:
+            problems.append(Problem("directory", str(self.directory), f"baseline of {self.model} lists no features",
+                                    "run model_artifacts/build_baseline.py"))
+        raise_problems("Baseline", problems)
 
     @classmethod
     def of(cls, model: str) -> "Baseline":
@@ -118,11 +123,7 @@ class MonitoringNetwork:
     security_group_ids: tuple[pulumi.Input[str], ...]
 
     def __post_init__(self) -> None:
-        if not VPC_SUBNETS_RANGE[0] <= len(self.subnet_ids) <= VPC_SUBNETS_RANGE[1]:
-            raise ValueError(f"{len(self.subnet_ids)} subnets; SageMaker allows {VPC_SUBNETS_RANGE[0]}-{VPC_SUBNETS_RANGE[1]}")
-        if not VPC_SECURITY_GROUPS_RANGE[0] <= len(self.security_group_ids) <= VPC_SECURITY_GROUPS_RANGE[1]:
-            raise ValueError(f"{len(self.security_group_ids)} security groups; SageMaker allows "
-                             f"{VPC_SECURITY_GROUPS_RANGE[0]}-{VPC_SECURITY_GROUPS_RANGE[1]}")
+        raise_problems("MonitoringNetwork", check_vpc_config("subnet_ids", self.subnet_ids, self.security_group_ids))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,12 +136,19 @@ class Retraining:
     """Static parameters of the pipeline run. Omitted: none."""
 
     def __post_init__(self) -> None:
-        if (self.target is RetrainingTarget.PIPELINE) != (self.pipeline_name is not None):
-            raise ValueError("pipeline_name is required with target PIPELINE and only then")
+        pipeline = self.target is RetrainingTarget.PIPELINE
+        problems = []
+        if pipeline != (self.pipeline_name is not None):
+            problems.append(Problem("pipeline_name", MISSING if pipeline else self.pipeline_name,
+                                    "pipeline_name is required with target PIPELINE and only then",
+                                    "name the pipeline" if pipeline else "omit pipeline_name or use target PIPELINE"))
         if self.pipeline_name is not None and not _PIPELINE_NAME.match(self.pipeline_name):
-            raise ValueError(f"pipeline_name {self.pipeline_name!r} is not a SageMaker pipeline name")
-        if self.pipeline_parameters and self.target is not RetrainingTarget.PIPELINE:
-            raise ValueError("pipeline_parameters without target PIPELINE would never be used")
+            problems.append(Problem("pipeline_name", self.pipeline_name, "not a SageMaker pipeline name (letters, "
+                                    "digits and -, at most 256)", "use the pipeline's name as SageMaker shows it"))
+        if self.pipeline_parameters and not pipeline:
+            problems.append(Problem("pipeline_parameters", dict(self.pipeline_parameters), "without target PIPELINE "
+                                    "they would never be used", "omit pipeline_parameters or use target PIPELINE"))
+        raise_problems("Retraining", problems)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,26 +197,29 @@ class ModelMonitoringArgs:
     """Protect and retain the alert topic's key. Omitted: deletable."""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"\d{12}", self.account_id):
-            raise ValueError(f"account_id {self.account_id!r} is not a 12-digit AWS account id")
-        analyzer_image_uri(self.region)
-        vcpus(self.instance_type)
-        for name in ("endpoint_name", "variant_name"):
-            if not is_sagemaker_name(getattr(self, name)):
-                raise ValueError(f"{name} {getattr(self, name)!r} is not a SageMaker name")
+        raise_problems("ModelMonitoringArgs", [
+            *check_account_id("account_id", self.account_id),
+            *check_analyzer_region("region", self.region),
+            *check_instance_size("instance_type", self.instance_type),
+            *[Problem(name, getattr(self, name), "not a SageMaker name (letters, digits and -, at most 63)",
+                      "pass the endpoint's own name (ModelEndpoint)")
+              for name in ("endpoint_name", "variant_name") if not is_sagemaker_name(getattr(self, name))],
+            *self._job_problems(),
+            *check_targets(self.emails, self.https_endpoints),
+        ])
+
+    def _job_problems(self) -> list[Problem]:
+        problems = []
         if not 0 < self.drift_threshold <= 1:
-            raise ValueError(f"drift_threshold must be in (0, 1], got {self.drift_threshold}")
-        limit = min(self.cadence.seconds, 3600)
-        if not 60 <= self.max_runtime_seconds <= limit:
-            raise ValueError(f"max_runtime_seconds must be 60-{limit} for a {self.cadence.value} schedule, "
-                             f"got {self.max_runtime_seconds}")
-        if not 1 <= self.job_volume_gib <= 16384:
-            raise ValueError(f"job_volume_gib must be 1-16384, got {self.job_volume_gib}")
+            problems.append(Problem("drift_threshold", self.drift_threshold, "must be in (0, 1]",
+                                    "use a baseline distance such as 0.1"))
+        problems += check_range("max_runtime_seconds", self.max_runtime_seconds, 60, min(self.cadence.seconds, 3600),
+                                unit=" seconds", why=f" for a {self.cadence.value} schedule")
+        problems += check_range("job_volume_gib", self.job_volume_gib, 1, 16384, unit=" GiB")
         if self.network is None and not self.allow_without_vpc:
-            raise ValueError("network is required: the monitoring job runs in private subnets; "
-                             "allow_without_vpc=True is for dev only")
-        AlertTopicArgs(account_id=self.account_id, region=self.region, emails=self.emails,
-                       https_endpoints=self.https_endpoints)
+            problems.append(Problem("network", MISSING, "network is required: the monitoring job runs in private "
+                                    "subnets", "pass a MonitoringNetwork (allow_without_vpc=True is for dev only)"))
+        return problems
 
     @property
     def capture_prefix(self) -> str:

@@ -24,6 +24,8 @@ from components.aws import iam
 from components.aws.kms import DELETION_WINDOW_DAYS, ROTATION
 from components.aws.monitoring_iam import alert_key_policy_statements, topic_policy_statements
 from components.aws.naming import digest
+from components.network.addressing import check_account_id
+from components.problems import Problem, raise_problems
 
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
@@ -43,18 +45,25 @@ class AlertTopicArgs:
     """Protect and retain the created key. Omitted: deletable."""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"\d{12}", self.account_id):
-            raise ValueError(f"account_id {self.account_id!r} is not a 12-digit AWS account id")
-        for email in self.emails:
-            if not EMAIL.match(email):
-                raise ValueError(f"emails: {email!r} is not an email address")
-        for url in self.https_endpoints:
-            parts = urlsplit(url)
-            if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-                raise ValueError(f"https_endpoints: {url!r} must be https://host/... without credentials")
-        targets = [*self.emails, *self.https_endpoints]
-        if len(set(targets)) != len(targets):
-            raise ValueError("a notification target is listed twice")
+        raise_problems("AlertTopicArgs", [*check_account_id("account_id", self.account_id),
+                                          *check_targets(self.emails, self.https_endpoints)])
+
+
+def check_targets(emails: tuple[str, ...], https_endpoints: tuple[str, ...]) -> list[Problem]:
+    """Email and https subscriptions: well-formed, https without credentials, none listed twice."""
+    problems = [Problem(f"emails.{i}", email, "not an email address", "use e.g. oncall@example.com")
+                for i, email in enumerate(emails) if not EMAIL.match(email)]
+    for i, url in enumerate(https_endpoints):
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+            problems.append(Problem(f"https_endpoints.{i}", url, "must be https://host/... without credentials",
+                                    "use an https URL and keep credentials out of it"))
+    targets = [*emails, *https_endpoints]
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        problems.append(Problem("emails, https_endpoints", twice, "a notification target is listed twice",
+                                "remove the duplicate"))
+    return problems
 
 
 class AlertTopic(pulumi.ComponentResource):

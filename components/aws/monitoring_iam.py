@@ -22,6 +22,7 @@ import pulumi
 
 from components.aws.monitoring_specs import DRIFT_NAMESPACE, MONITORING_LOG_GROUP
 from components.aws.naming import log_group_arn, partition
+from components.problems import Problem, raise_problems
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 EVENTS_PRINCIPAL = "events.amazonaws.com"
@@ -43,9 +44,11 @@ def monitoring_role_statements(*, account_id: str, region: str, bucket_arn: pulu
                                subnet_ids: Sequence[pulumi.Input[str]] = (),
                                security_group_ids: Sequence[pulumi.Input[str]] = ()) -> dict[str, list[dict[str, Any]]]:
     """The monitoring role's inline policies by name suffix (prefixes end with ``/``, no wildcards)."""
-    for prefix in (*read_prefixes, write_prefix):
-        if not prefix.endswith("/") or "*" in prefix or ".." in prefix or prefix.startswith("/"):
-            raise ValueError(f"prefix {prefix!r} must be a plain key prefix ending with '/'")
+    named = [*((f"read_prefixes.{i}", p) for i, p in enumerate(read_prefixes)), ("write_prefix", write_prefix)]
+    raise_problems("monitoring_role_statements", [
+        Problem(field, prefix, "must be a plain key prefix ending with '/'", "drop wildcards, '..' and a leading '/'")
+        for field, prefix in named
+        if not prefix.endswith("/") or "*" in prefix or ".." in prefix or prefix.startswith("/")])
     log_group = log_group_arn(account_id, region, MONITORING_LOG_GROUP)
     readable = sorted(set(read_prefixes))
     policies: dict[str, list[dict[str, Any]]] = {

@@ -36,6 +36,8 @@ from typing import Any, Sequence
 from components.aws.alarms import NAMESPACE as SAGEMAKER_NAMESPACE
 from components.aws.alarms import PERIOD_SECONDS, AlarmThresholds
 
+from components.problems import ArgsError, Problem, check_range, raise_problems
+
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 DRIFT_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 DRIFT_METRIC_PREFIX = "feature_baseline_drift_"
@@ -74,20 +76,32 @@ class RetrainingTarget(StrEnum):
     PIPELINE = "pipeline"
 
 
+def check_analyzer_region(field: str, region: str) -> list[Problem]:
+    if region in ANALYZER_ACCOUNTS:
+        return []
+    return [Problem(field, region, f"no Model Monitor analyzer image pinned for it; pinned: "
+                    f"{sorted(ANALYZER_ACCOUNTS)}",
+                    "add it to ANALYZER_ACCOUNTS from sagemaker.core.image_uris.retrieve('model-monitor', region=...)")]
+
+
 def analyzer_image_uri(region: str) -> str:
     """The regional Model Monitor analyzer image (pinned table; no lookup at run time)."""
-    account = ANALYZER_ACCOUNTS.get(region)
-    if account is None:
-        raise ValueError(f"no Model Monitor analyzer image pinned for {region}; pinned: {sorted(ANALYZER_ACCOUNTS)}. "
-                         "Add it from sagemaker.core.image_uris.retrieve('model-monitor', region=...)")
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/{ANALYZER_REPOSITORY}"
+    raise_problems("analyzer_image_uri", check_analyzer_region("region", region))
+    return f"{ANALYZER_ACCOUNTS[region]}.dkr.ecr.{region}.amazonaws.com/{ANALYZER_REPOSITORY}"
+
+
+def check_instance_size(field: str, instance_type: str) -> list[Problem]:
+    if _SIZE.match(instance_type):
+        return []
+    return [Problem(field, instance_type, "cannot tell its vCPUs (ml.<family>.<large|xlarge|Nxlarge|medium>)",
+                    "use a sized SageMaker instance type, e.g. ml.m5.large")]
 
 
 def vcpus(instance_type: str) -> int:
     """vCPUs of a SageMaker instance type from its size (large: 2, xlarge: 4, Nxlarge: 4N; medium: 2)."""
     match = _SIZE.match(instance_type)
     if match is None:
-        raise ValueError(f"cannot tell the vCPUs of {instance_type!r} (ml.<family>.<large|xlarge|Nxlarge|medium>)")
+        raise ArgsError("vcpus", check_instance_size("instance_type", instance_type))
     if match["small"]:
         return 2
     return 4 * int(match["n"] or 1)
@@ -107,11 +121,12 @@ class HealthThresholds:
     """InvocationsPerInstance per minute that breaches (>= 1)."""
 
     def __post_init__(self) -> None:
-        for field, low, high in (("error_4xx_percent", 1, 100), ("memory_percent", 10, 100), ("cpu_percent", 10, 100)):
-            if not low <= getattr(self, field) <= high:
-                raise ValueError(f"{field} must be {low}-{high}, got {getattr(self, field)}")
-        if self.invocations_per_instance_high < 1:
-            raise ValueError(f"invocations_per_instance_high must be >= 1, got {self.invocations_per_instance_high}")
+        raise_problems("HealthThresholds", [
+            *check_range("error_4xx_percent", self.error_4xx_percent, 1, 100, unit=" percent"),
+            *check_range("memory_percent", self.memory_percent, 10, 100, unit=" percent"),
+            *check_range("cpu_percent", self.cpu_percent, 10, 100, unit=" percent"),
+            *check_range("invocations_per_instance_high", self.invocations_per_instance_high, 1),
+        ])
 
 
 def _window(window: AlarmThresholds) -> dict[str, Any]:

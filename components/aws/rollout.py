@@ -31,6 +31,7 @@ from components.aws.limits import (
     ROLLBACK_ALARMS_RANGE,
     WAIT_SECONDS_MAX,
 )
+from components.problems import MISSING, Problem, check_range, raise_problems
 
 # Beyond the deployment itself: polling, a rollback's traffic shift back, slow instance launches.
 TIMEOUT_MARGIN_SECONDS = 1800
@@ -57,9 +58,7 @@ class RolloutPolicy:
     (None) for ALL_AT_ONCE."""
 
     def __post_init__(self) -> None:
-        problems = policy_problems(self)
-        if problems:
-            raise ValueError("invalid rollout policy: " + "; ".join(problems))
+        raise_problems("RolloutPolicy", policy_problems(self))
 
     @property
     def shifts(self) -> int:
@@ -78,42 +77,42 @@ class RolloutPolicy:
         return self.max_execution_seconds + TIMEOUT_MARGIN_SECONDS
 
 
-def policy_problems(policy: RolloutPolicy) -> list[str]:
+def policy_problems(policy: RolloutPolicy) -> list[Problem]:
     """Everything SageMaker would refuse in ``policy`` on its own (without the fleet size)."""
-    problems = []
-    if not 0 <= policy.wait_seconds <= WAIT_SECONDS_MAX:
-        problems.append(f"wait_seconds {policy.wait_seconds} is outside 0-{WAIT_SECONDS_MAX}")
-    if not 0 <= policy.bake_seconds <= BAKE_SECONDS_MAX:
-        problems.append(f"bake_seconds {policy.bake_seconds} is outside 0-{BAKE_SECONDS_MAX}")
-    low, high = MAX_EXECUTION_SECONDS_RANGE
-    if not low <= policy.max_execution_seconds <= high:
-        problems.append(f"max_execution_seconds {policy.max_execution_seconds} is outside {low}-{high}")
-    step_problem = _step_problem(policy.routing, policy.step_percent)
-    if step_problem:
-        return [*problems, step_problem]
-    if policy.minimum_execution_seconds >= policy.max_execution_seconds:
-        problems.append(f"max_execution_seconds {policy.max_execution_seconds} must exceed the rollout's waits "
-                        f"({policy.shifts} x {policy.wait_seconds} s + {policy.bake_seconds} s bake = "
-                        f"{policy.minimum_execution_seconds} s)")
+    problems = [
+        *check_range("wait_seconds", policy.wait_seconds, 0, WAIT_SECONDS_MAX, unit=" seconds"),
+        *check_range("bake_seconds", policy.bake_seconds, 0, BAKE_SECONDS_MAX, unit=" seconds"),
+        *check_range("max_execution_seconds", policy.max_execution_seconds, *MAX_EXECUTION_SECONDS_RANGE,
+                     unit=" seconds"),
+        *_step_problems(policy.routing, policy.step_percent),
+    ]
+    if not problems and policy.minimum_execution_seconds >= policy.max_execution_seconds:
+        problems.append(Problem("max_execution_seconds", policy.max_execution_seconds,
+                                f"must exceed the rollout's waits ({policy.shifts} x {policy.wait_seconds} s + "
+                                f"{policy.bake_seconds} s bake = {policy.minimum_execution_seconds} s)",
+                                "raise max_execution_seconds or shorten wait_seconds / bake_seconds"))
     return problems
 
 
-def _step_problem(routing: TrafficRouting, step_percent: int | None) -> str | None:
+def _step_problems(routing: TrafficRouting, step_percent: int | None) -> list[Problem]:
     if routing is TrafficRouting.ALL_AT_ONCE:
-        return None if step_percent is None else "ALL_AT_ONCE takes no step_percent"
+        return [] if step_percent is None else [Problem("step_percent", step_percent, "ALL_AT_ONCE takes no "
+                                                        "step_percent", "omit step_percent (None)")]
     low, high = CANARY_PERCENT_RANGE if routing is TrafficRouting.CANARY else LINEAR_PERCENT_RANGE
     if step_percent is None or not low <= step_percent <= high:
-        return f"{routing.value} needs step_percent {low}-{high}, got {step_percent}"
-    return None
+        return [Problem("step_percent", MISSING if step_percent is None else step_percent,
+                        f"{routing.value} needs step_percent {low}-{high}", f"pass a step_percent of {low}-{high}")]
+    return []
 
 
-def fleet_problems(policy: RolloutPolicy, instance_count: int) -> list[str]:
-    """What SageMaker would refuse for a new fleet of ``instance_count`` instances."""
+def fleet_problems(policy: RolloutPolicy, instance_count: int, field: str = "instance_count") -> list[Problem]:
+    """What SageMaker would refuse for a new fleet of ``instance_count`` instances (named ``field``)."""
     if instance_count < 1:
-        return [f"instance_count {instance_count} must be at least 1"]
+        return check_range(field, instance_count, 1)
     if policy.step_percent is not None and instance_count < MIN_FLEET_FOR_STEPS:
-        return [f"{policy.routing.value} shifts traffic in steps of at most half the new fleet; a fleet of "
-                f"{instance_count} instance cannot be split: start it with at least {MIN_FLEET_FOR_STEPS}"]
+        return [Problem(field, instance_count, f"{policy.routing.value} shifts traffic in steps of at most half the "
+                        f"new fleet; a fleet of {instance_count} instance cannot be split",
+                        f"start it with at least {MIN_FLEET_FOR_STEPS}, or roll out ALL_AT_ONCE")]
     return []
 
 
@@ -125,9 +124,9 @@ def deployment_config(policy: RolloutPolicy, *, instance_count: int, alarm_names
     problems = fleet_problems(policy, instance_count)
     low, high = ROLLBACK_ALARMS_RANGE
     if not low <= len(alarm_names) <= high:
-        problems.append(f"auto-rollback needs {low}-{high} alarms, got {len(alarm_names)}")
-    if problems:
-        raise ValueError("rollout cannot run: " + "; ".join(problems))
+        problems.append(Problem("alarm_names", f"{len(alarm_names)} alarm(s)", f"auto-rollback needs {low}-{high} "
+                                "alarms", f"pass {low} to {high} alarm names"))
+    raise_problems("deployment_config", problems)
     routing: dict[str, Any] = {"type": policy.routing.value, "wait_interval_in_seconds": policy.wait_seconds}
     if policy.routing is TrafficRouting.CANARY:
         routing["canary_size"] = {"type": "CAPACITY_PERCENT", "value": policy.step_percent}

@@ -7,11 +7,14 @@ filesystem; there is no field that loosens them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 
 import pulumi_kubernetes as k8s
+
+from components.problems import MISSING, Problem, check_range, raise_problems
 
 PART_OF = "lastmile"
 SLOT_LABEL = "lastmile.dev/slot"
@@ -50,13 +53,15 @@ class PodSecurity:
     """Path of the node-local profile; only with seccomp_profile LOCALHOST. Omitted: none."""
 
     def __post_init__(self) -> None:
-        if self.run_as_user_id < 1:
-            raise ValueError(f"run_as_user_id must be a non-root UID (>= 1), got {self.run_as_user_id}")
-        for name in ("run_as_group_id", "fs_group_id"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if (self.seccomp_profile == SeccompProfileType.LOCALHOST) != (self.seccomp_localhost_profile is not None):
-            raise ValueError("seccomp_localhost_profile is required with seccomp_profile LOCALHOST and only then")
+        problems = [*check_range("run_as_user_id", self.run_as_user_id, 1, why=" (a non-root UID)"),
+                    *check_range("run_as_group_id", self.run_as_group_id, 0),
+                    *check_range("fs_group_id", self.fs_group_id, 0)]
+        localhost, profile = self.seccomp_profile == SeccompProfileType.LOCALHOST, self.seccomp_localhost_profile
+        if localhost != (profile is not None):
+            problems.append(Problem("seccomp_localhost_profile", MISSING if localhost else profile,
+                                    "seccomp_localhost_profile is required with seccomp_profile LOCALHOST and only "
+                                    "then", "give the profile's path" if localhost else "omit it or use LOCALHOST"))
+        raise_problems("PodSecurity", problems)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,10 +72,8 @@ class ContainerResources:
     memory_mib: int
 
     def __post_init__(self) -> None:
-        if not 10 <= self.cpu_millicores <= 64000:
-            raise ValueError(f"cpu_millicores must be 10-64000, got {self.cpu_millicores}")
-        if not 16 <= self.memory_mib <= 262144:
-            raise ValueError(f"memory_mib must be 16-262144, got {self.memory_mib}")
+        raise_problems("ContainerResources", [*check_range("cpu_millicores", self.cpu_millicores, 10, 64000),
+                                              *check_range("memory_mib", self.memory_mib, 16, 262144)])
 
     def quantities(self) -> dict[str, str]:
         return {"cpu": f"{self.cpu_millicores}m", "memory": f"{self.memory_mib}Mi"}
@@ -123,15 +126,24 @@ def base_labels(app: str, component: str) -> dict[str, str]:
     }
 
 
-def require_dns_label(field: str, value: str) -> None:
-    if not DNS_LABEL.match(value):
-        raise ValueError(f"{field} must be a DNS label (lowercase alphanumerics and '-', <= 63), got {value!r}")
+def check_dns_label(field: str, value: str) -> list[Problem]:
+    if DNS_LABEL.match(value):
+        return []
+    return [Problem(field, value, "must be a DNS label (lowercase alphanumerics and '-', <= 63)",
+                    "use e.g. lastmile-serving")]
 
 
-def require_cidrs(field: str, values: tuple[str, ...]) -> None:
-    import ipaddress
-
-    for value in values:
-        network = ipaddress.ip_network(value, strict=True)  # raises ValueError naming the value
+def check_cidrs(field: str, values: tuple[str, ...]) -> list[Problem]:
+    """Each value is a network without host bits, and none is a /0 (it would allow everything)."""
+    problems = []
+    for index, value in enumerate(values):
+        try:
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError as error:
+            problems.append(Problem(f"{field}.{index}", value, f"not a CIDR network: {error}",
+                                    "write it as e.g. 10.20.0.0/16"))
+            continue
         if network.prefixlen == 0:
-            raise ValueError(f"{field} must not contain a /0 network ({value}): it would allow everything")
+            problems.append(Problem(f"{field}.{index}", value, "a /0 network would allow everything",
+                                    "name the networks that need access"))
+    return problems

@@ -28,6 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s.common import base_labels
+from components.problems import Problem, raise_problems
 
 WRITE = ("get", "list", "watch", "create", "update", "patch", "delete")
 READ = ("get", "list", "watch")
@@ -56,7 +57,9 @@ class DeployerAccessArgs:
 
     def __post_init__(self) -> None:
         if not GROUP_NAME.match(self.group_name) or self.group_name.startswith("system:"):
-            raise ValueError(f"group_name must be a non-system RBAC group name, got {self.group_name!r}")
+            raise_problems("DeployerAccessArgs", [Problem(
+                "group_name", self.group_name, "must be a non-system group name (system:authenticated is everyone)",
+                "use the group CI authenticates as, e.g. lastmile-deployers")])
 
 
 class DeployerAccess(pulumi.ComponentResource):

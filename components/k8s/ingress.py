@@ -17,7 +17,8 @@ from enum import StrEnum
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.common import DNS_LABEL, base_labels
+from components.k8s.common import DNS_LABEL, base_labels, check_dns_label
+from components.problems import Problem, raise_problems
 
 DNS_NAME_PART = DNS_LABEL
 
@@ -58,13 +59,12 @@ class TlsIngressArgs:
     without a controller, where the wait could only time out; the Ingress is still created and checked."""
 
     def __post_init__(self) -> None:
-        labels = self.host.split(".")
-        if len(self.host) > 253 or not all(DNS_NAME_PART.match(part) for part in labels):
-            raise ValueError(f"host must be a DNS name, got {self.host!r}")
-        if not DNS_LABEL.match(self.class_name):
-            raise ValueError(f"class_name must be a DNS label, got {self.class_name!r}")
-        if self.tls_certificate_pem is None or self.tls_private_key_pem is None:
-            raise ValueError("TLS is required: pass tls_certificate_pem and tls_private_key_pem")
+        problems = check_dns_label("class_name", self.class_name)
+        if len(self.host) > 253 or not all(DNS_NAME_PART.match(part) for part in self.host.split(".")):
+            problems.append(Problem("host", self.host, "must be a DNS name", "use e.g. iris.example.internal"))
+        problems += [Problem(name, None, "TLS is required", "pass tls_certificate_pem and tls_private_key_pem")
+                     for name in ("tls_certificate_pem", "tls_private_key_pem") if getattr(self, name) is None]
+        raise_problems("TlsIngressArgs", problems)
 
 
 class TlsIngress(pulumi.ComponentResource):

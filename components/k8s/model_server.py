@@ -46,11 +46,12 @@ from components.k8s.common import (
     ContainerResources,
     PodSecurity,
     base_labels,
-    require_dns_label,
+    check_dns_label,
     restricted_container_security,
     restricted_pod_security,
 )
 from components.k8s.model_store import CA_BUNDLE_KEY, CREDENTIALS_KEY, ModelStoreAccess
+from components.problems import Problem, check_range, raise_problems
 from components.slots import Slot
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
@@ -71,10 +72,9 @@ class ReplicaPolicy:
     """True: at most one pod more on any node than on another (DoNotSchedule). False: best effort."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min_count <= self.max_count:
-            raise ValueError(f"need 1 <= min_count <= max_count, got {self.min_count}..{self.max_count}")
-        if not 1 <= self.target_cpu_percent <= 100:
-            raise ValueError(f"target_cpu_percent must be 1-100, got {self.target_cpu_percent}")
+        counts = check_range("min_count", self.min_count, 1)
+        counts = counts or check_range("max_count", self.max_count, self.min_count, why=" (min_count)")
+        raise_problems("ReplicaPolicy", [*counts, *check_range("target_cpu_percent", self.target_cpu_percent, 1, 100)])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,18 +100,25 @@ class ModelServerArgs:
     Deployment's progress deadline. Omitted: 600 s."""
 
     def __post_init__(self) -> None:
-        require_dns_label("model_name", self.model_name)
+        raise_problems("ModelServerArgs", [
+            *check_dns_label("model_name", self.model_name),
+            *self._artifact_problems(),
+            *check_range("artifact_volume_mib", self.artifact_volume_mib, 16, 65536),
+            *check_range("rollout_timeout_seconds", self.rollout_timeout_seconds, *ROLLOUT_TIMEOUT_SECONDS_RANGE),
+        ])
+
+    def _artifact_problems(self) -> list[Problem]:
+        problems = []
         if not DIGEST_IMAGE.match(self.image):
-            raise ValueError(f"image must be pinned by digest (<repository>@sha256:<64 hex>), got {self.image!r}")
+            problems.append(Problem("image", self.image, "must be pinned by digest (<repository>@sha256:<64 hex>)",
+                                    "pin the image by its digest"))
         if len(self.artifact_sha256) != 64 or set(self.artifact_sha256) - set(SHA256_HEX):
-            raise ValueError(f"artifact_sha256 must be 64 lowercase hex digits, got {self.artifact_sha256!r}")
+            problems.append(Problem("artifact_sha256", self.artifact_sha256, "must be 64 lowercase hex digits",
+                                    "pass the artifact's sha256sum in lowercase hex"))
         if not self.core_module.isidentifier():
-            raise ValueError(f"core_module must be a Python module name, got {self.core_module!r}")
-        if not 16 <= self.artifact_volume_mib <= 65536:
-            raise ValueError(f"artifact_volume_mib must be 16-65536, got {self.artifact_volume_mib}")
-        low, high = ROLLOUT_TIMEOUT_SECONDS_RANGE
-        if not low <= self.rollout_timeout_seconds <= high:
-            raise ValueError(f"rollout_timeout_seconds must be {low}-{high}, got {self.rollout_timeout_seconds}")
+            problems.append(Problem("core_module", self.core_module, "must be a Python module name",
+                                    "use e.g. iris_model (underscores, not dashes)"))
+        return problems
 
 
 def server_selector(model_name: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s.common import base_labels
+from components.problems import Problem, raise_problems
 
 HTTPS_ENDPOINT = re.compile(r"^https://[a-z0-9.-]+(:\d{1,5})?/?$")
 CREDENTIALS_KEY = "credentials.json"
@@ -38,12 +39,16 @@ class ModelStoreAccessArgs:
     """PEM CA bundle of the store's certificate. Omitted: the serving image's system trust store."""
 
     def __post_init__(self) -> None:
+        problems = []
         if not HTTPS_ENDPOINT.match(self.endpoint_url):
-            raise ValueError(f"endpoint_url must be https://host[:port], got {self.endpoint_url!r}")
+            problems.append(Problem("endpoint_url", self.endpoint_url, "must be https://host[:port]",
+                                    "use the store's https URL without a path"))
         if self.key_prefix and not self.key_prefix.endswith("/"):
-            raise ValueError(f"key_prefix must end with '/', got {self.key_prefix!r}")
+            problems.append(Problem("key_prefix", self.key_prefix, "must end with '/'", "append '/'"))
         if self.ca_bundle_pem is not None and "-----BEGIN CERTIFICATE-----" not in self.ca_bundle_pem:
-            raise ValueError("ca_bundle_pem must hold PEM certificates")
+            problems.append(Problem("ca_bundle_pem", self.ca_bundle_pem, "must hold PEM certificates",
+                                    "pass the PEM text of the CA bundle, or omit it"))
+        raise_problems("ModelStoreAccessArgs", problems)
 
 
 class ModelStoreAccess(pulumi.ComponentResource):

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s.common import ContainerResources, base_labels, require_cidrs, require_dns_label
+from components.k8s.common import ContainerResources, base_labels, check_cidrs, check_dns_label
+from components.problems import Problem, check_range, raise_problems
 
 POD_SECURITY_LEVEL = "restricted"
 
@@ -32,8 +33,8 @@ class ResourceBudget:
     pods: int
 
     def __post_init__(self) -> None:
-        if min(self.cpu_millicores, self.memory_mib, self.pods) < 1:
-            raise ValueError(f"every quota must be >= 1: {self}")
+        raise_problems("ResourceBudget", [p for name in ("cpu_millicores", "memory_mib", "pods")
+                                          for p in check_range(name, getattr(self, name), 1)])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,23 +63,35 @@ class ServingNamespaceArgs:
     """More HTTPS (443) destinations for the model servers (hybrid: cloud endpoints). Omitted: none."""
 
     def __post_init__(self) -> None:
-        require_dns_label("namespace_name", self.namespace_name)
+        raise_problems("ServingNamespaceArgs", [
+            *check_dns_label("namespace_name", self.namespace_name),
+            *self._policy_problems(),
+            *[p for i, name in enumerate(self.ingress_source_namespaces)
+              for p in check_dns_label(f"ingress_source_namespaces.{i}", name)],
+            *check_dns_label("dns_namespace", self.dns_namespace),
+            *check_cidrs("ingress_source_cidrs", self.ingress_source_cidrs),
+            *check_cidrs("model_store_cidrs", self.model_store_cidrs),
+            *check_cidrs("extra_egress_cidrs", self.extra_egress_cidrs),
+            *check_range("server_port", self.server_port, 1, 65535),
+            *check_range("model_store_port", self.model_store_port, 1, 65535),
+        ])
+
+    def _policy_problems(self) -> list[Problem]:
+        problems = []
         if not self.pod_security_version.startswith("v1."):
-            raise ValueError(f"pod_security_version must be pinned as v1.<minor>, got {self.pod_security_version!r}")
+            problems.append(Problem("pod_security_version", self.pod_security_version, "must be pinned as v1.<minor>",
+                                    "use the cluster's version, e.g. v1.33"))
         if not self.server_pod_labels:
-            raise ValueError("server_pod_labels must not be empty: an empty selector would open every pod")
+            problems.append(Problem("server_pod_labels", {}, "an empty selector would open every pod",
+                                    "pass the labels every model-server pod carries"))
         if not (self.ingress_source_namespaces or self.ingress_source_cidrs):
-            raise ValueError("give ingress_source_namespaces or ingress_source_cidrs: nothing could reach the servers")
+            problems.append(Problem("ingress_source_namespaces", (), "with no ingress_source_cidrs either, nothing "
+                                    "could reach the servers",
+                                    "give ingress_source_namespaces or ingress_source_cidrs"))
         if not self.model_store_cidrs:
-            raise ValueError("model_store_cidrs must name where the model store answers")
-        for name in (*self.ingress_source_namespaces, self.dns_namespace):
-            require_dns_label("namespace", name)
-        require_cidrs("ingress_source_cidrs", self.ingress_source_cidrs)
-        require_cidrs("model_store_cidrs", self.model_store_cidrs)
-        require_cidrs("extra_egress_cidrs", self.extra_egress_cidrs)
-        for port in (self.server_port, self.model_store_port):
-            if not 1 <= port <= 65535:
-                raise ValueError(f"port must be 1-65535, got {port}")
+            problems.append(Problem("model_store_cidrs", (), "must name where the model store answers",
+                                    "list the store's network, e.g. 10.20.0.0/24"))
+        return problems
 
 
 class ServingNamespace(pulumi.ComponentResource):

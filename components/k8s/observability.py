@@ -37,8 +37,9 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.aws.alarms import AlarmThresholds
-from components.k8s.common import base_labels, require_dns_label
+from components.k8s.common import base_labels, check_dns_label
 from components.k8s.model_server import server_selector
+from components.problems import Problem, check_range, raise_problems
 from components.slots import Slot
 
 METRICS_PORT = 8082
@@ -65,10 +66,11 @@ class AlertRouting:
     """Hybrid: the cloud plane's alert topic (label ``sns_topic_arn``). Omitted: no label."""
 
     def __post_init__(self) -> None:
-        require_dns_label("route", self.route)
-        for url in self.https_endpoints:
-            if not url.startswith("https://"):
-                raise ValueError(f"https_endpoints: {url!r} is not https")
+        raise_problems("AlertRouting", [
+            *check_dns_label("route", self.route),
+            *[Problem(f"https_endpoints.{i}", url, "is not https", "use an https:// URL")
+              for i, url in enumerate(self.https_endpoints) if not url.startswith("https://")],
+        ])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,15 +93,17 @@ class ServingObservabilityArgs:
     """Scrape interval (the rules' 1-minute rate windows need <= 30 s). Omitted: 15."""
 
     def __post_init__(self) -> None:
-        require_dns_label("model_name", self.model_name)
-        require_dns_label("monitoring_namespace", self.monitoring_namespace)
+        problems = [*check_dns_label("model_name", self.model_name),
+                    *check_dns_label("monitoring_namespace", self.monitoring_namespace)]
         if not self.slots or len(set(self.slots)) != len(self.slots):
-            raise ValueError(f"slots must name each slot with a release once, got {self.slots}")
-        if not 5 <= self.scrape_interval_seconds <= 30:
-            raise ValueError(f"scrape_interval_seconds must be 5-30 (rates over 1 minute), got {self.scrape_interval_seconds}")
-        for key in self.prometheus_selector_labels:
-            if not key or len(key) > 253:
-                raise ValueError(f"prometheus_selector_labels: bad key {key!r}")
+            problems.append(Problem("slots", self.slots, "must name each slot with a release once",
+                                    "list each slot that has a release, once"))
+        problems += check_range("scrape_interval_seconds", self.scrape_interval_seconds, 5, 30,
+                                why=" (the rules rate over 1 minute)")
+        problems += [Problem("prometheus_selector_labels", key, "bad key (empty or longer than 253)",
+                             "use the label key Prometheus selects by, e.g. release")
+                     for key in self.prometheus_selector_labels if not key or len(key) > 253]
+        raise_problems("ServingObservabilityArgs", problems)
 
 
 def alert_groups(args: ServingObservabilityArgs, namespace: str, sns_topic_arn: str | None) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 
 from components.k8s.common import SLOT_LABEL
 from components.k8s.model_server import ModelServer
+from components.problems import Problem, raise_problems
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,11 +36,18 @@ class SlotRouterArgs:
     """The other slot's server, when it has a release. Omitted: no preview Service."""
 
     def __post_init__(self) -> None:
+        problems = []
         if self.idle is not None and self.idle.slot == self.active.slot:
-            raise ValueError(f"the idle server must be on the other slot, both are {self.active.slot.value}")
-        if self.idle is not None and {k: v for k, v in self.idle.pod_labels.items() if k != SLOT_LABEL} != {
-                k: v for k, v in self.active.pod_labels.items() if k != SLOT_LABEL}:
-            raise ValueError("active and idle servers must serve the same model (same labels but the slot)")
+            problems.append(Problem("idle", self.idle.slot.value, f"the idle server must be on the other slot, both "
+                                    f"are {self.active.slot.value}", "pass the other slot's server as idle"))
+        if self.idle is not None and _model_labels(self.idle) != _model_labels(self.active):
+            problems.append(Problem("idle", _model_labels(self.idle), "active and idle servers must serve the same "
+                                    "model (same labels but the slot)", "pass the same model's other-slot server"))
+        raise_problems("SlotRouterArgs", problems)
+
+
+def _model_labels(server: ModelServer) -> dict[str, str]:
+    return {k: v for k, v in server.pod_labels.items() if k != SLOT_LABEL}
 
 
 class SlotRouter(pulumi.ComponentResource):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from args_errors import reported_fields
 from components.aws.alarms import AlarmKind, AlarmThresholds, metric_alarm_args, variant_alarm_specs
+from components.problems import ArgsError
 
 THRESHOLDS = AlarmThresholds(error_5xx_count=3, latency_p99_ms=300, evaluation_minutes=2)
 
@@ -40,3 +42,9 @@ def test_thresholds_are_validated(field, value):
     values = {"error_5xx_count": 1, "latency_p99_ms": 1, "evaluation_minutes": 1, field: value}
     with pytest.raises(ValueError, match=field):
         AlarmThresholds(**values)
+
+
+def test_every_invalid_threshold_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        AlarmThresholds(error_5xx_count=0, latency_p99_ms=0, evaluation_minutes=61)
+    assert reported_fields(caught.value) == ["error_5xx_count", "latency_p99_ms", "evaluation_minutes"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pulumi_aws as aws
 import pytest
 
+from args_errors import reported_fields
 from aws_constants import KEY_ARN, RELEASES
 from components.aws.artifact_store import ArtifactStore, ArtifactStoreArgs, ModelArtifact
+from components.problems import ArgsError
 from lastmile.common import REPO_ROOT
 
 COMPONENT = "lastmile:aws:ArtifactStore"
@@ -180,3 +182,16 @@ def test_args_are_validated(tmp_path):
         ModelArtifact(model="M/x", version="1.0.0", sha256="0" * 64, path=RELEASES["1.0.0"].artifact_path)
     with pytest.raises(ValueError, match="at least 1 day"):
         store_args(capture_expiration_days=0)
+
+
+def test_every_invalid_store_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        store_args(artifacts=(), noncurrent_version_expiration_days=0, abort_incomplete_upload_days=-1)
+    assert reported_fields(caught.value) == ["artifacts", "noncurrent_version_expiration_days",
+                                             "abort_incomplete_upload_days"]
+
+
+def test_every_invalid_artifact_field_is_reported_at_once(tmp_path):
+    with pytest.raises(ArgsError) as caught:
+        ModelArtifact(model="M/x", version="V 1", sha256="ABC", path=tmp_path / "missing.tar.gz")
+    assert reported_fields(caught.value) == ["model", "version", "sha256", "path"]

@@ -8,6 +8,7 @@ import math
 import pulumi_aws as aws
 import pytest
 
+from args_errors import reported_fields
 from aws_constants import IMAGE, KEY_ARN, RELEASES, ROLE_ARN
 from components.aws.alarms import AlarmThresholds
 from components.aws.endpoint import (
@@ -21,6 +22,7 @@ from components.aws.endpoint import (
 )
 from components.aws.naming import is_sagemaker_name
 from components.aws.rollout import TIMEOUT_MARGIN_SECONDS, RolloutPolicy, TrafficRouting
+from components.problems import ArgsError
 from components.slots import Slot
 from lastmile.contract import check_graph
 
@@ -271,10 +273,11 @@ def test_requests_satisfy_the_sagemaker_api_contract(mock_run):
     ({"endpoint_name": "bad_name"}, "not a SageMaker name"),
     ({"instance_type": "m5.large"}, "not a SageMaker instance type"),
     ({"shadow": served(Slot.BLUE, "1.1.0")}, "both slot blue"),
-    ({"log_retention_days": 10}, "not one of"),
-    ({"volume_size_gib": 600}, "1-512"),
+    ({"log_retention_days": 10}, "log_retention_days = 10: CloudWatch accepts only"),
+    ({"volume_size_gib": 600}, "volume_size_gib = 600: must be 1-512"),
     ({"scaling": Scaling(initial_instance_count=1, min_instance_count=1, max_instance_count=2,
-                         target_invocations_per_instance=600)}, "cannot be split"),
+                         target_invocations_per_instance=600)},
+     "scaling.initial_instance_count = 1: .*cannot be split"),
 ])
 def test_args_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -284,9 +287,17 @@ def test_args_are_validated(overrides, message):
 def test_parts_are_validated():
     with pytest.raises(ValueError, match="availability zone"):
         VpcPlacement(subnets=VPC.subnets[:1] * 2, security_group_ids=("sg-1",))
-    with pytest.raises(ValueError, match="security groups"):
+    with pytest.raises(ValueError, match="security_group_ids = '0 item\\(s\\)': SageMaker allows 1-5"):
         VpcPlacement(subnets=VPC.subnets, security_group_ids=())
-    with pytest.raises(ValueError, match="min"):
+    with pytest.raises(ValueError, match="initial_instance_count = 1: must be 2-3"):
         Scaling(initial_instance_count=1, min_instance_count=2, max_instance_count=3, target_invocations_per_instance=1)
     with pytest.raises(ValueError, match="omit data_capture"):
         DataCapture(destination_s3_uri="s3://b/data-capture/x/", sampling_percent=0)
+
+
+def test_every_invalid_endpoint_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        endpoint_args(endpoint_name="bad_name", instance_type="m5.large", vpc=None, log_retention_days=10,
+                      volume_size_gib=600)
+    assert reported_fields(caught.value) == ["endpoint_name", "instance_type", "vpc", "log_retention_days",
+                                             "volume_size_gib"]

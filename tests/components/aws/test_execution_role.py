@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from args_errors import reported_fields
 from aws_constants import ACCOUNT, IMAGE, REGION
 from components.aws.execution_role import ExecutionRole, ExecutionRoleArgs, ecr_repository_arn
+from components.problems import ArgsError
 
 COMPONENT = "lastmile:aws:ExecutionRole"
 ROLE = "aws:iam/role:Role"
@@ -107,8 +109,16 @@ def test_repository_arn_from_image_uri(uri, arn):
     ({"image_uris": ("docker.io/library/python:3",)}, "not an ECR image URI"),
     ({"log_group_name": "/aws/lambda/x"}, "not under /aws/sagemaker/Endpoints/"),
     ({"vpc_subnet_ids": SUBNETS}, "go together"),
-    ({"account_id": "1234"}, "12-digit"),
+    ({"account_id": "1234"}, "account_id = '1234': an AWS account id is 12 digits"),
 ])
 def test_args_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
         role_args(**overrides)
+
+
+def test_every_invalid_role_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        role_args(account_id="1234", image_uris=("docker.io/library/python:3", IMAGE, "quay.io/x/y:1"),
+                  log_group_name="/aws/lambda/x", vpc_subnet_ids=SUBNETS)
+    assert reported_fields(caught.value) == ["account_id", "image_uris.0", "image_uris.2", "log_group_name",
+                                             "vpc_security_group_ids"]

@@ -6,7 +6,9 @@ import pulumi_aws as aws
 import pytest
 
 from components.aws.kms import EncryptionKey, EncryptionKeyArgs
+from args_errors import reported_fields
 from aws_constants import ACCOUNT, REGION
+from components.problems import ArgsError
 
 KEY = "aws:kms/key:Key"
 LOG_GROUP = "/aws/sagemaker/Endpoints/ep-1"
@@ -75,7 +77,7 @@ def test_grants_are_least_privilege_on_this_key(mock_run, document):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"account_id": "12345"}, "12-digit"),
+    ({"account_id": "12345"}, "account_id = '12345': an AWS account id is 12 digits"),
     ({"description": " "}, "description is empty"),
     ({"log_group_names": ("*",)}, "not a log group name"),
     ({"log_group_names": ("/a b",)}, "not a log group name"),
@@ -83,3 +85,9 @@ def test_grants_are_least_privilege_on_this_key(mock_run, document):
 def test_args_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
         args(**overrides)
+
+
+def test_every_invalid_key_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        args(account_id="12345", description=" ", log_group_names=("*", "/aws/vpc/*", "/a b"))
+    assert reported_fields(caught.value) == ["account_id", "description", "log_group_names.0", "log_group_names.2"]

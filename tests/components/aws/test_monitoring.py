@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from args_errors import reported_fields
 from aws_constants import ACCOUNT, IMAGE, REGION, RELEASES
 from components.aws.alarms import AlarmThresholds
 from components.aws.artifact_store import ArtifactStore, ArtifactStoreArgs, ModelArtifact
@@ -39,6 +40,7 @@ from components.aws.monitoring_specs import (
     analyzer_image_uri,
 )
 from components.aws.rollout import RolloutPolicy, TrafficRouting
+from components.problems import ArgsError
 from components.slots import Slot
 from lastmile.contract import check_graph
 from lastmile.synthesis import Graph, physical_name
@@ -313,7 +315,7 @@ def test_topic_is_encrypted_and_only_this_accounts_alarms_and_rules_publish_over
         assert statements[sid]["Principal"] == {"Service": service}
         assert statements[sid]["Action"] == "sns:Publish"
         assert statements[sid]["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
-        assert statements[sid]["Condition"]["ArnLike"]["aws:SourceArn"].startswith(f"arn:aws:")
+        assert statements[sid]["Condition"]["ArnLike"]["aws:SourceArn"].startswith("arn:aws:")
     assert statements["DenyInsecureTransport"]["Effect"] == "Deny"
     assert statements["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     key_policy = doc(key)["Statement"]
@@ -393,7 +395,7 @@ def valid_args(**overrides) -> ModelMonitoringArgs:
     ({"network": None}, "network is required"),
     ({"drift_threshold": 0}, "drift_threshold"),
     ({"drift_threshold": 1.5}, "drift_threshold"),
-    ({"max_runtime_seconds": 7200}, "max_runtime_seconds must be 60-3600"),
+    ({"max_runtime_seconds": 7200}, "max_runtime_seconds = 7200: must be 60-3600 seconds for a hourly schedule"),
     ({"region": "ap-south-2"}, "no Model Monitor analyzer image"),
     ({"instance_type": "ml.weird"}, "vCPUs"),
     ({"emails": ("nope",)}, "not an email"),
@@ -427,3 +429,17 @@ def test_outputs_resolve(graph):
     assert graph.outputs["schedule_name"].startswith(NAME[:30])
     assert graph.outputs["job_definition_name"] == graph.one(JOB).inputs["name"]
     assert len(graph.outputs["alarm_names"]) == 4 + len(FEATURES)
+
+
+def test_every_invalid_monitoring_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        valid_args(account_id="12", region="ap-south-2", instance_type="ml.weird", drift_threshold=0,
+                   job_volume_gib=0, network=None, emails=("nope",))
+    assert reported_fields(caught.value) == ["account_id", "region", "instance_type", "drift_threshold",
+                                             "job_volume_gib", "network", "emails.0"]
+
+
+def test_every_retraining_problem_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        Retraining(pipeline_name="-bad", pipeline_parameters={"a": "b"})
+    assert reported_fields(caught.value) == ["pipeline_name", "pipeline_name", "pipeline_parameters"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from args_errors import reported_fields
 from components.aws.rollout import (
     TIMEOUT_MARGIN_SECONDS,
     RolloutPolicy,
@@ -11,6 +12,7 @@ from components.aws.rollout import (
     deployment_config,
     fleet_problems,
 )
+from components.problems import ArgsError
 
 ALARMS = ["five-xx", "latency"]
 
@@ -55,10 +57,10 @@ def test_all_at_once_shape_still_rolls_back():
     ({"step_percent": None}, "CANARY needs step_percent"),
     ({"routing": TrafficRouting.LINEAR, "step_percent": 5}, "LINEAR needs step_percent 10-50"),
     ({"routing": TrafficRouting.ALL_AT_ONCE, "step_percent": 10}, "ALL_AT_ONCE takes no step_percent"),
-    ({"wait_seconds": 4000}, "wait_seconds 4000 is outside 0-3600"),
-    ({"bake_seconds": -1}, "bake_seconds -1 is outside 0-3600"),
-    ({"max_execution_seconds": 300}, "max_execution_seconds 300 is outside 600-28800"),
-    ({"max_execution_seconds": 30000}, "outside 600-28800"),
+    ({"wait_seconds": 4000}, "wait_seconds = 4000: must be 0-3600 seconds"),
+    ({"bake_seconds": -1}, "bake_seconds = -1: must be 0-3600 seconds"),
+    ({"max_execution_seconds": 300}, "max_execution_seconds = 300: must be 600-28800 seconds"),
+    ({"max_execution_seconds": 30000}, "max_execution_seconds = 30000: must be 600-28800"),
     ({"wait_seconds": 3600, "bake_seconds": 3600, "max_execution_seconds": 7000}, "must exceed the rollout's waits"),
 ])
 def test_sagemaker_rules_are_enforced(overrides, message):
@@ -78,7 +80,8 @@ def test_linear_waits_count_every_step():
 
 def test_steps_need_a_fleet_of_two():
     assert fleet_problems(policy(), 2) == []
-    assert "at least 2" in fleet_problems(policy(), 1)[0]
+    [problem] = fleet_problems(policy(), 1)
+    assert (problem.field, problem.value) == ("instance_count", 1) and "at least 2" in problem.fix
     assert fleet_problems(policy(routing=TrafficRouting.ALL_AT_ONCE, step_percent=None), 1) == []
     with pytest.raises(ValueError, match="cannot be split"):
         deployment_config(policy(), instance_count=1, alarm_names=ALARMS)
@@ -92,3 +95,9 @@ def test_rollback_needs_one_to_ten_alarms(alarms):
 
 def test_timeout_covers_the_whole_deployment():
     assert policy().timeout_seconds == 5400 + TIMEOUT_MARGIN_SECONDS
+
+
+def test_every_policy_problem_is_reported_at_once_without_follow_ons():
+    with pytest.raises(ArgsError) as caught:
+        policy(wait_seconds=4000, bake_seconds=-1, max_execution_seconds=300, step_percent=60)
+    assert reported_fields(caught.value) == ["wait_seconds", "bake_seconds", "max_execution_seconds", "step_percent"]

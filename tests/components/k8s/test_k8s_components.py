@@ -14,7 +14,9 @@ from components.k8s.model_server import SERVER_POD_LABELS, ModelServer, ModelSer
 from components.k8s.model_store import ModelStoreAccess, ModelStoreAccessArgs
 from components.k8s.namespace import ResourceBudget, ServingNamespace, ServingNamespaceArgs
 from components.k8s.router import SlotRouter, SlotRouterArgs
+from components.problems import ArgsError
 from infra.settings.common import Slot
+from args_errors import reported_fields
 from lastmile.synthesis import SECRET_MASK, Node
 from policy.rules import evaluate, kubernetes
 
@@ -45,14 +47,15 @@ def store(ca: str | None = None) -> ModelStoreAccess:
         credentials_json=pulumi.Output.secret('{"access_key_id": "a", "secret_access_key": "b"}'), ca_bundle_pem=ca))
 
 
-def server(slot: Slot, model_store: ModelStoreAccess, *, spread_required: bool = True, **overrides) -> ModelServer:
+def server(slot: Slot, model_store: ModelStoreAccess, *, spread_required: bool = True, name: str = "iris",
+           **overrides) -> ModelServer:
     values = dict(
         namespace="serving", slot=slot, model_name="iris-classifier", model_version="1.0.0", artifact_sha256=SHA,
         image=IMAGE, core_module="iris_model", model_store=model_store,
         replicas=ReplicaPolicy(min_count=2, max_count=4, target_cpu_percent=70, spread_required=spread_required),
         resources=RESOURCES, artifact_volume_mib=256,
     )
-    return ModelServer(f"iris-{slot.value}", ModelServerArgs(**(values | overrides)))
+    return ModelServer(f"{name}-{slot.value}", ModelServerArgs(**(values | overrides)))
 
 
 def only(graph, type_: str, name: str):
@@ -212,8 +215,8 @@ def test_model_server_children_are_parented_and_named(mock_run):
     ({"artifact_sha256": "xyz"}, "artifact_sha256"),
     ({"model_name": "Iris_Classifier"}, "DNS label"),
     ({"core_module": "iris-model"}, "core_module"),
-    ({"rollout_timeout_seconds": 59}, "rollout_timeout_seconds must be 60-28800, got 59"),
-    ({"rollout_timeout_seconds": 28801}, "rollout_timeout_seconds must be 60-28800"),
+    ({"rollout_timeout_seconds": 59}, "rollout_timeout_seconds = 59: must be 60-28800"),
+    ({"rollout_timeout_seconds": 28801}, "rollout_timeout_seconds = 28801: must be 60-28800"),
 ])
 def test_model_server_args_refuse(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -310,3 +313,69 @@ def test_an_ingress_without_tls_cannot_be_constructed():
         TlsIngressArgs(namespace="serving", host="iris.example.internal", class_name="nginx",
                        controller=IngressController.NGINX, service_name="stable", service_port=8080,
                        tls_certificate_pem=None, tls_private_key_pem=None)
+
+
+# -- every problem at once -------------------------------------------------------------------------
+
+def test_every_invalid_namespace_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        namespace_args(namespace_name="Bad_Name", pod_security_version="latest", server_pod_labels={},
+                       model_store_cidrs=("0.0.0.0/0",), server_port=0)
+    assert reported_fields(caught.value) == ["namespace_name", "pod_security_version", "server_pod_labels",
+                                             "model_store_cidrs.0", "server_port"]
+
+
+def test_every_invalid_quota_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        ResourceBudget(cpu_millicores=0, memory_mib=0, pods=0)
+    assert reported_fields(caught.value) == ["cpu_millicores", "memory_mib", "pods"]
+
+
+def test_every_invalid_server_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        server(Slot.BLUE, None, model_name="Iris_Classifier", image="seldonio/mlserver:1.7.1", artifact_sha256="xyz",
+               core_module="iris-model", artifact_volume_mib=8, rollout_timeout_seconds=59)
+    assert reported_fields(caught.value) == ["model_name", "image", "artifact_sha256", "core_module",
+                                             "artifact_volume_mib", "rollout_timeout_seconds"]
+
+
+def test_every_invalid_replica_and_resource_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        ReplicaPolicy(min_count=0, max_count=2, target_cpu_percent=0, spread_required=False)
+    assert reported_fields(caught.value) == ["min_count", "target_cpu_percent"]
+    with pytest.raises(ArgsError) as caught:
+        ContainerResources(cpu_millicores=5, memory_mib=8)
+    assert reported_fields(caught.value) == ["cpu_millicores", "memory_mib"]
+
+
+def test_every_pod_security_problem_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        PodSecurity(run_as_user_id=0, run_as_group_id=-1, fs_group_id=-1, seccomp_profile=SeccompProfileType.LOCALHOST)
+    assert reported_fields(caught.value) == ["run_as_user_id", "run_as_group_id", "fs_group_id",
+                                             "seccomp_localhost_profile"]
+
+
+def test_every_invalid_store_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        ModelStoreAccessArgs(namespace="serving", endpoint_url="http://minio.example", bucket="models",
+                             region="us-east-1", credentials_json="{}", key_prefix="models", ca_bundle_pem="nope")
+    assert reported_fields(caught.value) == ["endpoint_url", "key_prefix", "ca_bundle_pem"]
+
+
+def test_every_invalid_ingress_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        TlsIngressArgs(namespace="serving", host="not a host", class_name="Nginx", controller=IngressController.NGINX,
+                       service_name="stable", service_port=8080, tls_certificate_pem=None, tls_private_key_pem=None)
+    assert reported_fields(caught.value) == ["class_name", "host", "tls_certificate_pem", "tls_private_key_pem"]
+
+
+def test_every_router_problem_is_reported_at_once(mock_run):
+    def program():
+        model_store = store()
+        SlotRouterArgs(namespace="serving", active=server(Slot.BLUE, model_store),
+                       idle=server(Slot.BLUE, model_store, name="wine", model_name="wine-classifier"))
+
+    with pytest.raises(ArgsError) as caught:
+        mock_run(program)
+    assert reported_fields(caught.value) == ["idle", "idle"]
+    assert "other slot" in str(caught.value) and "same model" in str(caught.value)

@@ -20,7 +20,9 @@ from components.k8s.observability import (
     ServingObservabilityArgs,
     alert_groups,
 )
+from components.problems import ArgsError
 from components.slots import Slot
+from args_errors import reported_fields
 from lastmile.manifests import manifests
 from lastmile.synthesis import Graph
 from policy.rules import K8S_WORKLOADS, evaluate
@@ -179,3 +181,12 @@ def test_routing_is_validated():
         AlertRouting(route="Not A Label")
     with pytest.raises(ValueError, match="https"):
         AlertRouting(route="r", https_endpoints=("http://x",))
+
+
+def test_every_invalid_observability_field_is_reported_at_once():
+    with pytest.raises(ArgsError) as caught:
+        args(model_name="Iris", monitoring_namespace="Monitoring", slots=(), scrape_interval_seconds=60)
+    assert reported_fields(caught.value) == ["model_name", "monitoring_namespace", "slots", "scrape_interval_seconds"]
+    with pytest.raises(ArgsError) as caught:
+        AlertRouting(route="Not A Label", https_endpoints=("http://x",))
+    assert reported_fields(caught.value) == ["route", "https_endpoints.0"]
