@@ -23,10 +23,15 @@ longer than twice the stack's longest single wait plus 5 minutes (``deadline_sec
 overrides it), and killed a minute after that if the engine does not stop: an operation that hangs ends
 as a failure that says so, never as a command that does not return.
 
-Exit codes (lastmile.exitcodes): 0 ok (preview: no changes), 1 preview found changes or
-(up --golden-url) the slot about to get traffic failed its golden set, 2 refused input
-(unknown stack, bad stack config: lastmile's own message, the engine never starts), 3 the engine is not
-available here, 4 the engine ran and the operation failed (or was stopped at its deadline).
+Switching slots on Kubernetes: an ``up`` that changes ``active_slot`` first checks the slot about to get
+traffic (``lastmile.switch``): it must not be changed by the same up, and its live Deployment must have
+completed its rollout.
+
+Exit codes (lastmile.exitcodes): 0 ok (preview: no changes), 1 preview found changes, or the slot about
+to get traffic has not completed its rollout or (up --golden-url) failed its golden set, 2 refused input
+(unknown stack, bad stack config, an up that both changes a slot's release and activates it: lastmile's
+own message, nothing is deployed), 3 the engine is not available here, 4 the engine ran and the operation
+failed (or was stopped at its deadline).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from typing import Any
 
 from lastmile.common import REPO_ROOT, STACKS_DIR, Refused
 from lastmile.deadline import Deadline
+from lastmile.switch import SwitchRefused, check_switch
 from lastmile.exitcodes import ExitCode
 
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
@@ -308,12 +314,17 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
             print(f"lastmile preview {args.stack}: "
                   + (f"{changes} resource change(s)" if changes else "no changes"), file=sys.stderr)
             return ExitCode.FINDINGS if changes else ExitCode.OK
-        if args.verb == "up" and args.golden_url:
-            refused = golden_gate(engine, settings, args.golden_url, args.golden_ca_file)
-            if refused is not None:
-                return refused
         with Deadline(deadline, program=engine.bin_dir / "pulumi") as watch:
+            if args.verb == "up":
+                check_switch(engine, settings, say=lambda line: print(line, file=sys.stderr, flush=True))
+            if args.verb == "up" and args.golden_url:
+                refused = golden_gate(engine, settings, args.golden_url, args.golden_ca_file)
+                if refused is not None:
+                    return refused
             result = getattr(engine, args.verb)(on_output=_print)
+    except SwitchRefused as refused:
+        print(refused, file=sys.stderr)
+        return refused.code
     except CommandError as error:
         if watch is not None and watch.fired:
             return stopped_at_deadline(engine, args, deadline, watch)

@@ -3,10 +3,11 @@
 One cluster (etcd, control plane, kwok nodes) in a repository copy for the module; `lastmile up` there:
 both slots' pods Running/Ready; the stable Service's EndpointSlices list only the active slot's pods;
 a flip moves them to the other slot's; a release that never becomes ready fails the up at the
-Deployment's await and traffic stays on the old slot; rolling back is one line; an up past its deadline
-(--timeout) is interrupted and leaves the state true to the cluster; an up that changes only the ready
-timeout returns; the RBAC and Pod Security checks hold on what the engine applied; destroy removes the
-namespace.
+Deployment's await and traffic stays on the old slot (a flip to it, or a release and flip in one up, is
+refused); a flip to a slot whose live rollout is incomplete is refused; rolling back is one line; an up
+past its deadline (--timeout) is interrupted and leaves the state true to the cluster; an up that
+changes only the ready timeout returns; the RBAC and Pod Security checks hold on what the engine
+applied; destroy removes the namespace.
 """
 
 from __future__ import annotations
@@ -138,39 +139,86 @@ def test_flip_moves_traffic_to_the_other_slot_in_one_up(live) -> None:
     assert _until(lambda: live.stable_endpoint_ips() == blue), live.stable_endpoint_ips()
 
 
-def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is_one_line(live) -> None:
-    """The idle slot (green) gets a release whose pods never become Ready and the stack flips to it: the up
-    fails at the Deployment's await, and the stable Service still selects blue's pods afterwards."""
-    blue = live.slot_ips("blue")
-    original = live.checkout.stack_file(STACK).read_text()
-    # The stack's own ready timeout (60 s, the floor): the rollback below then changes only the image and
-    # the active slot. (A rollback that also changes the timeout updates both Deployments' specs without
-    # a new ReplicaSet; with pulumi-kubernetes 4.25.0 such an up hung once: docs/design-notes.md.)
-    assert re.search(r"^    ready_timeout_seconds: 60$", original, re.M), "onprem-local's ready timeout changed"
-    text = live.checkout.stack_file(STACK).read_text()
-    green_start = text.index("      green:")
-    green_image = re.compile(r"(        image: )\S+")
-    live.checkout.stack_file(STACK).write_text(text[:green_start] + green_image.sub(
-        rf"\g<1>{NEVER_READY_IMAGE}", text[green_start:], count=1))
-    live.edit_stack(r"^(    active_slot: )blue$", r"\g<1>green")
+def _image(text: str, slot: str, image: str) -> str:
+    """The stack file ``text`` with ``slot``'s image replaced."""
+    start = text.index(f"      {slot}:")
+    return text[:start] + re.sub(r"(        image: )\S+", rf"\g<1>{image}", text[start:], count=1)
 
-    started = time.monotonic()
-    failed = live.checkout.lastmile("up", STACK)
-    assert failed.returncode == 4, failed.stdout[-3000:] + failed.stderr[-3000:]
-    assert "Traceback" not in failed.stderr
-    assert time.monotonic() - started < 300
-    assert live.slot_ips("green", ready=False), "the new release's pods run but are not ready"
-    assert live.stable_endpoint_ips() == blue, "traffic stayed on the old slot"
+
+def _stable_selector(live: Live) -> str:
     services = live.kubectl("-n", NAMESPACE, "get", "svc", "-o", "json")["items"]
     stable = next(s for s in services if s["metadata"]["name"].startswith("iris-classifier-router-stable"))
-    assert stable["spec"]["selector"][SLOT_LABEL] == "blue"
+    return stable["spec"]["selector"][SLOT_LABEL]
 
-    live.checkout.stack_file(STACK).write_text(original)  # the rollback: the stack file as it was (active blue)
+
+def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is_one_line(live) -> None:
+    """A release whose pods never become Ready, for the idle slot (green). Made active in the same up: refused
+    before anything is deployed. Released on its own: its pods run unready and traffic stays on blue. The
+    flip to it: refused, traffic stays on blue. Rollback: the stack file as it was, one up."""
+    blue = live.slot_ips("blue")
+    original = live.checkout.stack_file(STACK).read_text()
+    # The stack's own ready timeout (60 s, the floor): the rollback below then changes only the image.
+    assert re.search(r"^    ready_timeout_seconds: 60$", original, re.M), "onprem-local's ready timeout changed"
+    assert re.search(r"^    active_slot: blue$", original, re.M)
+    good_image = _deployment(live, "green")["spec"]["template"]["spec"]["containers"][0]["image"]
+    never_ready = _image(original, "green", NEVER_READY_IMAGE)
+    flipped = re.sub(r"^(    active_slot: )blue$", r"\g<1>green", never_ready, flags=re.M)
+
+    live.checkout.stack_file(STACK).write_text(flipped)  # release and switch in one up
+    refused = live.checkout.lastmile("up", STACK)
+    assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "refused, nothing was deployed: this up would both update slot green's Deployment" in refused.stderr
+    assert _deployment(live, "green")["spec"]["template"]["spec"]["containers"][0]["image"] == good_image
+
+    live.checkout.stack_file(STACK).write_text(never_ready)  # the release alone, active_slot still blue
+    started = time.monotonic()
+    released = live.checkout.lastmile("up", STACK)
+    # Exit 4: the Deployment's await failed after the 60 s ready timeout. (The provider can also report the
+    # rollout complete on stale data, exit 0; the flip below is refused either way.)
+    assert released.returncode in (0, 4), released.stdout[-3000:] + released.stderr[-3000:]
+    assert "Traceback" not in released.stdout + released.stderr
+    assert time.monotonic() - started < 300
+    assert live.slot_ips("green", ready=False), "the new release's pods run but are not ready"
+    assert live.stable_endpoint_ips() == blue and _stable_selector(live) == "blue"
+
+    live.checkout.stack_file(STACK).write_text(flipped)  # the flip to it
+    flip = live.checkout.lastmile("up", STACK)
+    # Exit 2: its failed update would be retried in the same up; exit 1: its live rollout is incomplete.
+    assert flip.returncode in (1, 2), flip.stdout[-3000:] + flip.stderr[-3000:]
+    assert "refused, nothing was deployed" in flip.stderr and "Traceback" not in flip.stdout + flip.stderr
+    assert live.stable_endpoint_ips() == blue and _stable_selector(live) == "blue", "traffic stayed on blue"
+
+    live.checkout.stack_file(STACK).write_text(original)  # the rollback: the stack file as it was
     started = time.monotonic()
     _ok(live.checkout.lastmile("up", STACK))
     rollback_seconds = time.monotonic() - started
     assert live.stable_endpoint_ips() == blue and _until(lambda: live.slot_ips("green"))
     print(f"rollback up took {rollback_seconds:.1f} s")
+
+
+def test_a_flip_to_a_slot_whose_live_rollout_is_incomplete_is_refused(live) -> None:
+    """The state says green's Deployment is complete, but the cluster's copy was changed behind Pulumi's back
+    to a release that never becomes ready. The flip reads green's Deployment live and refuses (exit 1);
+    the next up puts the stack file's release back."""
+    blue = live.slot_ips("blue")
+    original = live.checkout.stack_file(STACK).read_text()
+    name = _deployment(live, "green")["metadata"]["name"]
+    patch = [{"op": "replace", "path": f"/spec/template/spec/{kind}/0/image", "value": NEVER_READY_IMAGE}
+             for kind in ("containers", "initContainers")]
+    live.kubectl("-n", NAMESPACE, "patch", "deployment", name, "--type", "json", "-p", json.dumps(patch))
+    assert _until(lambda: live.slot_ips("green", ready=False))
+
+    live.edit_stack(r"^(    active_slot: )blue$", r"\g<1>green")
+    refused = live.checkout.lastmile("up", STACK)
+    assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "slot green's Deployment has not completed its rollout (read live just now)" in refused.stderr
+    assert "Traffic stays on slot blue" in refused.stderr and "Traceback" not in refused.stdout + refused.stderr
+    assert live.stable_endpoint_ips() == blue and _stable_selector(live) == "blue"
+
+    live.checkout.stack_file(STACK).write_text(original)
+    _ok(live.checkout.lastmile("up", STACK))
+    image = _deployment(live, "green")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image != NEVER_READY_IMAGE and _until(lambda: live.slot_ips("green"))
 
 
 def _deployment(live: Live, slot: str) -> dict[str, Any]:
