@@ -9,14 +9,14 @@ Readiness: the stable Service depends on the active slot's Deployment, and waits
 longer than that Deployment's rollout timeout (``pulumi.com/timeoutSeconds``). When one ``pulumi up`` both
 changes a slot's release and makes it active, the Deployment's readiness await (Pulumi waits for the
 rollout to be available) completes before the selector moves; a failed rollout stops the update with
-traffic still on the old slot. But pulumi-kubernetes 4.25.0's await can report an update complete on
-stale data (docs/design-notes.md, Performance), so ``lastmile up`` refuses an up that both changes a
-slot's release and activates it, and checks the live rollout of the slot about to get traffic before a
-flip (``lastmile/switch.py``); with plain ``pulumi up``, switch in two ups. The previous slot's Deployment is untouched by a flip, so it keeps
-serving the preview Service and a flip back is instant; it goes away only when the stack file drops
-its release. In render mode nothing is awaited (no cluster): the GitOps controller applying the
-rendered YAML orders the rollout (e.g. Argo CD sync waves) and should gate the Service on the
-Deployment's health.
+traffic still on the old slot. But pulumi-kubernetes 4.25.0's await can report an update complete too
+early (docs/design-notes.md, Performance), so ``lastmile up`` refuses an up that both changes a slot's
+release and activates it, and checks the live rollout of the slot about to get traffic before a flip
+(``lastmile/switch.py``); with plain ``pulumi up``, switch in two ups. The previous slot's Deployment is
+untouched by a flip, so it keeps serving the preview Service and a flip back is instant; it goes away
+only when the stack file drops its release. In render mode nothing is awaited (no cluster): the GitOps
+controller applying the rendered YAML orders the rollout (e.g. Argo CD sync waves) and should gate the
+Service on the Deployment's health.
 """
 
 from __future__ import annotations
