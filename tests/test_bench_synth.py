@@ -32,6 +32,7 @@ def test_the_replay_registers_every_recorded_resource(recorded: Path) -> None:
     assert len(json.loads(recorded.read_text())["resources"]) > 20
     done = _replay(recorded)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == "", "the replay printed something (a leftover event loop closed at shutdown?)"
 
 
 def test_a_recording_it_cannot_replay_faithfully_fails_it(recorded: Path, tmp_path: Path) -> None:

@@ -88,6 +88,7 @@ def build():
 _sync_await(_run_to_completion(build))  # synthesis's own driver: the run ends as a synthesis's does
 registered = pulumi.runtime.settings.SETTINGS.monitor.resources
 assert len(registered) == len(graph["resources"]), (len(registered), len(graph["resources"]))
+__import__("gc").collect()  # as synthesis does: the run's leftovers, not interpreter shutdown, close its loops
 """
 
 
