@@ -2,7 +2,7 @@
 
 Why lastmile checks what the engine awaits: pulumi-kubernetes 4.25.0's Deployment await can report an
 update complete too early (docs/design-notes.md, Performance: measured, a rollout back to an existing
-ReplicaSet reported complete before that ReplicaSet was scaled up, 2 of 19 times under load; and 3 of 8
+ReplicaSet reported complete before that ReplicaSet was scaled up, 2 of 19 times under load; and 3 of 7
 ups got back a Deployment whose ``status.observedGeneration`` was below its ``metadata.generation``). The stable Service
 depends on the active slot's Deployment, so when one up both changes a slot's release and makes it active,
 the Service can move before the new pods are ready. So, for a stack that deploys to a cluster, an up that
