@@ -48,8 +48,8 @@ from typing import Any
 
 from lastmile.common import REPO_ROOT, STACKS_DIR, Refused
 from lastmile.deadline import Deadline
-from lastmile.switch import SwitchRefused, check_switch
 from lastmile.exitcodes import ExitCode
+from lastmile.switch import SwitchRefused, active_slot_change, check_switch, guards_switches
 
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
 LOCAL_PASSPHRASE = "lastmile-local-only"  # public on purpose: local stacks only, see the module doc
@@ -217,6 +217,10 @@ class Engine:
     def outputs(self) -> dict[str, Any]:
         return self.stack.outputs()
 
+    def deadline(self, seconds: int) -> Deadline:
+        """A deadline on this engine's CLI for one operation (lastmile.deadline)."""
+        return Deadline(seconds, program=self.bin_dir / "pulumi")
+
 
 def deploy_base(stack: str, base: str, workdir: Path, env: dict[str, str]) -> bool:
     """``lastmile up STACK`` of git revision ``base`` in ``workdir`` (a throwaway export), into the state
@@ -244,9 +248,9 @@ def deadline_seconds(settings: Any) -> int:
     """How long one engine operation on this stack may run before it is interrupted: two of the stack's
     longest single waits in a row (a slot's Deployment, then the Services that follow it; or the SageMaker
     endpoint's update, sized by the rollout policy) plus a margin for everything that does not wait."""
-    from components.aws.rollout import TIMEOUT_MARGIN_SECONDS
+    from components.aws.rollout import endpoint_timeout_seconds
 
-    waits = [settings.rollout.max_execution_seconds + TIMEOUT_MARGIN_SECONDS] if settings.aws is not None else []
+    waits = [endpoint_timeout_seconds(settings.rollout.max_execution_seconds)] if settings.aws is not None else []
     if settings.ready_timeout_seconds is not None:
         waits.append(settings.ready_timeout_seconds)
     return 2 * max(waits, default=0) + DEADLINE_MARGIN_SECONDS
@@ -308,19 +312,20 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
             if args.base:
                 print(f"lastmile preview: the engine's diff of {args.stack} against {args.base} (deployed into a "
                       "throwaway local state first)", file=sys.stderr, flush=True)
-            with Deadline(deadline, program=engine.bin_dir / "pulumi") as watch:
+            with engine.deadline(deadline) as watch:
                 result = engine.preview(diff=not args.no_diff, on_output=_print)
             changes = changes_of(result.change_summary)
             print(f"lastmile preview {args.stack}: "
                   + (f"{changes} resource change(s)" if changes else "no changes"), file=sys.stderr)
             return ExitCode.FINDINGS if changes else ExitCode.OK
-        with Deadline(deadline, program=engine.bin_dir / "pulumi") as watch:
+        with engine.deadline(deadline) as watch:
             if args.verb == "up":
-                check_switch(engine, settings, say=lambda line: print(line, file=sys.stderr, flush=True))
-            if args.verb == "up" and args.golden_url:
-                refused = golden_gate(engine, settings, args.golden_url, args.golden_ca_file)
-                if refused is not None:
-                    return refused
+                change = active_slot_change(engine, settings) if args.golden_url or guards_switches(settings) else None
+                check_switch(engine, settings, change, say=lambda line: print(line, file=sys.stderr, flush=True))
+                if args.golden_url:
+                    refused = golden_gate(settings, change, args.golden_url, args.golden_ca_file)
+                    if refused is not None:
+                        return refused
             result = getattr(engine, args.verb)(on_output=_print)
     except SwitchRefused as refused:
         print(refused, file=sys.stderr)
@@ -353,7 +358,7 @@ def stopped_at_deadline(engine: Engine, args: argparse.Namespace, deadline: int,
     fix = f"  fix: find why the operation waited that long, then `lastmile preview {args.stack}` shows what is left"
     if args.verb in ("up", "destroy"):
         try:
-            with Deadline(deadline, program=engine.bin_dir / "pulumi") as again:
+            with engine.deadline(deadline) as again:
                 engine.refresh()
             lines.append("  the stack's state was refreshed from what exists, so a preview or up compares the stack "
                          "file with what is really deployed")
@@ -365,15 +370,15 @@ def stopped_at_deadline(engine: Engine, args: argparse.Namespace, deadline: int,
     return ExitCode.FAILED
 
 
-def golden_gate(engine: Engine, settings: Any, url: str, ca_file: str | None) -> int | None:
-    """Before an up that switches the active slot (or deploys the first one), ask ``url`` -- the slot that is
-    about to receive traffic, e.g. the preview Service -- the golden set of its release. None: go ahead;
-    otherwise the exit code, with the failing row printed and nothing deployed."""
+def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, ca_file: str | None) -> int | None:
+    """Before an up that switches the active slot (or deploys the first one; ``change`` from
+    ``active_slot_change``), ask ``url`` -- the slot that is about to receive traffic, e.g. the preview
+    Service -- the golden set of its release. None: go ahead; otherwise the exit code, with the failing row
+    printed and nothing deployed."""
     from lastmile import golden
 
-    before = engine.outputs().get("active_slot")
     after = settings.serving.active_slot.value
-    if before is not None and before.value == after:
+    if change is None:
         print(f"lastmile up: the active slot stays {after}; no golden check needed", file=sys.stderr)
         return None
     release = settings.serving.active
@@ -389,7 +394,7 @@ def golden_gate(engine: Engine, settings: Any, url: str, ca_file: str | None) ->
         print(result.message(), file=sys.stderr)
         print(f"lastmile up: nothing was deployed: the switch to slot {after} would send traffic to "
               f"{release.model} {release.version}, whose golden set fails; the active slot stays "
-              f"{before.value if before is not None else 'unset'}", file=sys.stderr)
+              f"{change[0] or 'unset'}", file=sys.stderr)
         return ExitCode.FINDINGS
     print(result.message(), file=sys.stderr)
     return None

@@ -27,7 +27,6 @@ from typing import Any
 from lastmile.exitcodes import ExitCode
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SLOT_LABEL = "lastmile.dev/slot"  # components.k8s.common.SLOT_LABEL, not imported: it would load the SDK's k8s types
 
 
 class SwitchRefused(Exception):
@@ -62,30 +61,45 @@ def incomplete(deployment: dict[str, Any]) -> list[str]:
     return reasons
 
 
+def guards_switches(settings: Any) -> bool:
+    """Whether this stack's switches are checked: it deploys Kubernetes slots to a cluster (not render mode)."""
+    return settings.onprem is not None and settings.onprem.render_directory is None
+
+
+def active_slot_change(engine: Any, settings: Any) -> tuple[str | None, str] | None:
+    """(the deployed active slot, None before the first up; the stack file's) when this up changes the active
+    slot; None when it stays. Read once per up: the switch check and the golden gate both ask it."""
+    before = engine.outputs().get("active_slot")
+    after = settings.serving.active_slot.value
+    if before is not None and before.value == after:
+        return None
+    return (None if before is None else before.value, after)
+
+
 def slot_deployment(engine: Any, slot: str) -> dict[str, Any] | None:
     """The state's record of the Deployment of ``slot`` (urn, outputs), or None."""
+    from components.k8s.common import SLOT_LABEL  # loaded by the engine's program already
+
     resources = engine.stack.export_stack().deployment.get("resources") or []
     return next((r for r in resources if r.get("type") == DEPLOYMENT
                  and ((r.get("outputs") or {}).get("metadata") or {}).get("labels", {}).get(SLOT_LABEL) == slot), None)
 
 
-def check_switch(engine: Any, settings: Any, say: Any) -> None:
-    """Raise SwitchRefused unless this up may move traffic (see the module doc); ``say`` prints progress."""
+def check_switch(engine: Any, settings: Any, change: tuple[str | None, str] | None, say: Any) -> None:
+    """Raise SwitchRefused unless this up may make the change ``change`` (``active_slot_change``) of the
+    active slot (see the module doc); ``say`` prints progress."""
     from pulumi.automation.errors import CommandError
 
-    if settings.onprem is None or settings.onprem.render_directory is not None:
+    if change is None or change[0] is None or not guards_switches(settings):
         return
-    before = engine.outputs().get("active_slot")
-    after = settings.serving.active_slot.value
-    if before is None or before.value == after:
-        return
+    before, after = change
     stack = settings.stack
     deployment = slot_deployment(engine, after)
     if deployment is None:
         raise SwitchRefused(f"lastmile up {stack}: refused, nothing was deployed: slot {after} has no Deployment yet, "
                             f"so there is nothing ready to switch to.\n  fix: release into slot {after} with "
-                            f"active_slot still {before.value} (one up), check it, then flip", ExitCode.REFUSED)
-    say(f"lastmile up {stack}: the active slot changes {before.value} -> {after}; checking slot {after} first")
+                            f"active_slot still {before} (one up), check it, then flip", ExitCode.REFUSED)
+    say(f"lastmile up {stack}: the active slot changes {before} -> {after}; checking slot {after} first")
     changing: set[str] = set()
 
     def collect(event: Any) -> None:
@@ -100,7 +114,7 @@ def check_switch(engine: Any, settings: Any, say: Any) -> None:
             f"(its release changes, or its last update did not complete) and make it active. The engine can report "
             f"a Deployment's rollout complete too early, so traffic could move before the new pods are ready.\n"
             f"  fix: first `lastmile up {stack}` with slot {after}'s release as it should be and active_slot still "
-            f"{before.value}; check it through the preview Service (`lastmile golden` or `--golden-url`); then flip "
+            f"{before}; check it through the preview Service (`lastmile golden` or `--golden-url`); then flip "
             f"active_slot to {after}", ExitCode.REFUSED)
     try:
         engine.stack.refresh(target=[deployment["urn"]], color="never")
@@ -111,7 +125,7 @@ def check_switch(engine: Any, settings: Any, say: Any) -> None:
     if reasons:
         raise SwitchRefused(
             f"lastmile up {stack}: refused, nothing was deployed: slot {after}'s Deployment has not completed its "
-            f"rollout (read live just now): {'; '.join(reasons)}. Traffic stays on slot {before.value}.\n  fix: "
+            f"rollout (read live just now): {'; '.join(reasons)}. Traffic stays on slot {before}.\n  fix: "
             f"`kubectl rollout status` of that Deployment shows what it waits for; release a working version into "
-            f"slot {after}, or leave active_slot at {before.value}", ExitCode.FINDINGS)
+            f"slot {after}, or leave active_slot at {before}", ExitCode.FINDINGS)
     say(f"lastmile up {stack}: slot {after}'s rollout is complete (read live); switching")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from components.k8s.common import SLOT_LABEL
 from lastmile.engine import validate_stack
 from lastmile.exitcodes import ExitCode
-from lastmile.switch import DEPLOYMENT, SLOT_LABEL, SwitchRefused, check_switch, incomplete
+from lastmile.switch import DEPLOYMENT, SwitchRefused, active_slot_change, check_switch, incomplete
 
 GREEN_URN = "urn:pulumi:onprem-local::lastmile::lastmile:k8s:ModelServer$kubernetes:apps/v1:Deployment::green"
 
@@ -84,7 +85,7 @@ def to_green():
 
 def _check(engine: FakeEngine, settings: Any) -> list[str]:
     said: list[str] = []
-    check_switch(engine, settings, said.append)
+    check_switch(engine, settings, active_slot_change(engine, settings), said.append)
     return said
 
 
