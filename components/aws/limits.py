@@ -29,6 +29,7 @@ MIN_FLEET_FOR_STEPS = 2
 
 
 def check_log_retention(field: str, days: Any) -> list[Problem]:
+    """One of CloudWatch's retention values (a bool is not a number of days). Components and stack config."""
     if days in LOG_RETENTION_DAYS and not isinstance(days, bool):
         return []
     return [Problem(field, days, f"CloudWatch accepts only {LOG_RETENTION_DAYS}",

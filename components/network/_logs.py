@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.limits import LOG_RETENTION_DAYS  # one list of CloudWatch's retention values
+from components.aws.limits import check_log_retention  # one list of CloudWatch's retention values, one check
 from components.problems import Problem
 
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
@@ -25,11 +25,7 @@ def check_log_args(prefix: str, kms_key_arn: Any, retention_days: Any) -> list[P
         findings.append(Problem(f"{prefix}kms_key_arn", kms_key_arn,
                                 "not a KMS key ARN (CloudWatch Logs refuses aliases)",
                                 "pass arn:aws:kms:<region>:<account>:key/<key-id>, e.g. a Key's .arn output"))
-    if retention_days not in LOG_RETENTION_DAYS or isinstance(retention_days, bool):
-        findings.append(Problem(f"{prefix}retention_days", retention_days,
-                                f"CloudWatch accepts only {LOG_RETENTION_DAYS}",
-                                "pick the nearest allowed value (CKV_AWS_338 wants >= 365)"))
-    return findings
+    return findings + check_log_retention(f"{prefix}retention_days", retention_days)
 
 
 def encrypted_log_group(

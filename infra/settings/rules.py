@@ -193,13 +193,10 @@ def private_networking(s: Sections) -> list[Problem]:
 
 
 def aws_log_retention(s: Sections) -> list[Problem]:
-    from infra.settings.aws import LOG_RETENTION_DAYS
+    from components.aws.limits import check_log_retention
 
     aws = _section(s, "aws")
-    if aws is None or aws.log_retention_days in LOG_RETENTION_DAYS:
-        return []
-    return [Problem("aws.log_retention_days", aws.log_retention_days, f"CloudWatch accepts only {LOG_RETENTION_DAYS}",
-                    "pick the nearest allowed value")]
+    return [] if aws is None else check_log_retention("aws.log_retention_days", aws.log_retention_days)
 
 
 def sagemaker_images(s: Sections) -> list[Problem]:
