@@ -74,7 +74,13 @@ class RolloutPolicy:
     @property
     def timeout_seconds(self) -> int:
         """How long the tool waits for a create or update of the endpoint."""
-        return self.max_execution_seconds + TIMEOUT_MARGIN_SECONDS
+        return endpoint_timeout_seconds(self.max_execution_seconds)
+
+
+def endpoint_timeout_seconds(max_execution_seconds: int) -> int:
+    """How long the tool waits for a create or update of an endpoint whose deployment may take
+    ``max_execution_seconds`` (RolloutPolicy.timeout_seconds; the engine's deadline is sized from it too)."""
+    return max_execution_seconds + TIMEOUT_MARGIN_SECONDS
 
 
 def policy_problems(policy: RolloutPolicy) -> list[Problem]:
