@@ -25,7 +25,6 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws import iam
-
 from components.problems import MISSING, Problem, check_range, raise_problems
 
 MODELS_PREFIX = "models/"
