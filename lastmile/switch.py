@@ -128,4 +128,4 @@ def check_switch(engine: Any, settings: Any, change: tuple[str | None, str] | No
             f"rollout (read live just now): {'; '.join(reasons)}. Traffic stays on slot {before}.\n  fix: "
             f"`kubectl rollout status` of that Deployment shows what it waits for; release a working version into "
             f"slot {after}, or leave active_slot at {before}", ExitCode.FINDINGS)
-    say(f"lastmile up {stack}: slot {after}'s rollout is complete (read live); switching")
+    say(f"lastmile up {stack}: slot {after}'s rollout is complete (read live); the switch may go ahead")

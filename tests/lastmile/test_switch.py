@@ -98,7 +98,7 @@ def test_a_switch_to_a_complete_slot_goes_ahead_after_a_live_read(to_green) -> N
     engine = FakeEngine(active="blue", recorded=deployment(observed=1), live=deployment())
     said = _check(engine, to_green)
     assert engine.calls == ["preview", f"refresh {[GREEN_URN]}"]
-    assert said[-1] == "lastmile up onprem-local: slot green's rollout is complete (read live); switching"
+    assert said[-1] == "lastmile up onprem-local: slot green's rollout is complete (read live); the switch may go ahead"
 
 
 def test_a_switch_that_also_updates_the_slot_is_refused_before_any_read(to_green) -> None:
