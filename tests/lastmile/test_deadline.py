@@ -55,6 +55,9 @@ def test_an_engine_that_stops_on_the_interrupt_is_not_killed(fake_engine: Path) 
     said: list[str] = []
     # as the CLI does on SIGINT: stop its plugin, then exit non-zero
     engine = subprocess.Popen([str(fake_engine), "-c", "trap 'kill $!; exit 130' INT; sleep 30 & wait"])
+    # Only once the shell waits: a SIGINT that lands while it is still starting (a loaded machine) can meet
+    # the shell between its check for signals and its wait, and be handled only when the sleep ends.
+    assert _until(lambda: len(descendants(engine.pid)) == 1)
     started = time.monotonic()
     with Deadline(0.5, program=fake_engine, grace_seconds=5, say=said.append) as deadline:
         code = engine.wait(timeout=20)
