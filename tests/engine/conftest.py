@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import rungs
+from cluster_live import Live
 from repo_copy import Checkout, copy_repo
+
+from lastmile import cluster as cluster_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
@@ -52,3 +55,11 @@ def make_checkout(engine_bin: Path, tmp_path_factory: pytest.TempPathFactory) ->
         return Checkout(root=root, env=env)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def live(make_checkout: Callable[[str], Checkout], request: pytest.FixtureRequest) -> Iterator[Live]:
+    """A repository copy with a local cluster of its own, for one module (the cluster modules run side by side)."""
+    checkout = make_checkout(request.module.__name__.rsplit(".", 1)[-1])
+    with cluster_module.local_cluster(checkout.root / ".lastmile" / "cluster") as cluster:
+        yield Live(checkout, cluster)

@@ -1,5 +1,6 @@
 """lastmile.switch: the rollout rule, and the order of the checks before an up moves traffic (with a stand-in
-for the engine; tests/engine/test_local_cluster_deploy.py runs them on the real engine and cluster)."""
+for the engine; tests/engine/test_local_cluster_deploy.py and test_local_cluster_guards.py run them on the
+real engine and cluster)."""
 
 from __future__ import annotations
 

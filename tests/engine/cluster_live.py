@@ -1,0 +1,103 @@
+"""onprem-local on a local Kubernetes cluster through the real engine: what the tests of both cluster modules
+share (the stack, the images, and ``Live``: kubectl on the cluster and edits of the checkout's stack file).
+
+Two modules, each with its own cluster, so that under pytest-xdist they run side by side: most of their
+time is waiting on the engine and the cluster, not computing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from typing import Any
+
+from lastmile import cluster as cluster_module
+
+STACK = "onprem-local"
+NAMESPACE = "lastmile-local"
+SLOT_LABEL = "lastmile.dev/slot"
+NEVER_READY_IMAGE = "docker.io/seldonio/mlserver@" + cluster_module.NEVER_READY_DIGEST
+# Never ready too, but a pod template no earlier test used. Going back to a template whose ReplicaSet exists
+# (scaled to 0) is a path where pulumi-kubernetes 4.25.0's await can report the rollout complete before the
+# ReplicaSet is scaled up (docs/design-notes.md): the deadline test needs an up that really waits.
+FRESH_NEVER_READY_IMAGE = "docker.io/lastmile/deadline-probe@" + cluster_module.NEVER_READY_DIGEST
+
+
+class Live:
+    def __init__(self, checkout: Any, cluster: Any) -> None:
+        self.checkout = checkout
+        self.cluster = cluster
+
+    def kubectl(self, *args: str) -> Any:
+        result = subprocess.run(["kubectl", "--kubeconfig", str(self.cluster.kubeconfig_path), *args],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout) if "-o" in args and "json" in args else result.stdout
+
+    def pods(self) -> list[dict[str, Any]]:
+        return self.kubectl("-n", NAMESPACE, "get", "pods", "-o", "json")["items"]
+
+    def stable_endpoint_ips(self) -> set[str]:
+        """Ready addresses of the stable Service's EndpointSlices."""
+        services = self.kubectl("-n", NAMESPACE, "get", "svc", "-o", "json")["items"]
+        stable = next(s["metadata"]["name"] for s in services if s["metadata"]["name"].startswith("iris-classifier-router-stable"))
+        slices = self.kubectl("-n", NAMESPACE, "get", "endpointslices", "-l", f"kubernetes.io/service-name={stable}",
+                              "-o", "json")["items"]
+        return {address for s in slices for e in (s.get("endpoints") or [])
+                if (e.get("conditions") or {}).get("ready") for address in e["addresses"]}
+
+    def slot_ips(self, slot: str, *, ready: bool = True) -> set[str]:
+        return {p["status"]["podIP"] for p in self.pods()
+                if p["metadata"]["labels"].get(SLOT_LABEL) == slot and p["status"].get("podIP")
+                and pod_ready(p) == ready}
+
+    def edit_stack(self, pattern: str, replacement: str) -> None:
+        path = self.checkout.stack_file(STACK)
+        text = path.read_text()
+        changed = re.sub(pattern, replacement, text, flags=re.M)
+        assert changed != text, pattern
+        path.write_text(changed)
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def until(probe: Any, timeout_seconds: float = 60) -> Any:
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
+def ok(result: Any) -> None:
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
+
+
+def with_image(text: str, slot: str, image: str) -> str:
+    """The stack file ``text`` with ``slot``'s image replaced."""
+    start = text.index(f"      {slot}:")
+    return text[:start] + re.sub(r"(        image: )\S+", rf"\g<1>{image}", text[start:], count=1)
+
+
+def stable_selector(live: Live) -> str:
+    services = live.kubectl("-n", NAMESPACE, "get", "svc", "-o", "json")["items"]
+    stable = next(s for s in services if s["metadata"]["name"].startswith("iris-classifier-router-stable"))
+    return stable["spec"]["selector"][SLOT_LABEL]
+
+
+def deployment(live: Live, slot: str) -> dict[str, Any]:
+    deployments = live.kubectl("-n", NAMESPACE, "get", "deploy", "-o", "json")["items"]
+    return next(d for d in deployments if d["metadata"]["name"].startswith(f"iris-classifier-{slot}-deployment"))
+
+
+def active_and_idle(text: str) -> tuple[str, str]:
+    """(active slot, idle slot) of the stack file ``text``."""
+    active = re.search(r"^    active_slot: (blue|green)$", text, re.M)
+    assert active, "no active_slot in the stack file"
+    return active[1], "green" if active[1] == "blue" else "blue"
