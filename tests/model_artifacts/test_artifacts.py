@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "model_artifacts"
@@ -53,6 +52,10 @@ def run_build(*args):
 
 @pytest.fixture(scope="module")
 def iris():
+    # Imported here, not at the top: scikit-learn takes ~1.7 s to import, and every pytest-xdist worker
+    # collects (imports) every test module, while only the one that runs these tests needs it.
+    from sklearn.datasets import load_iris
+
     return load_iris()
 
 
