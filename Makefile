@@ -10,7 +10,7 @@ setup:
 	@tools/setup.sh
 
 test: setup
-	.venv/bin/python -m pytest -n 2 --dist loadfile
+	.venv/bin/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 up: setup
 	tools/up.sh

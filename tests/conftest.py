@@ -51,9 +51,11 @@ def stack_graph() -> Callable[[str], Graph]:
     return get
 
 
-# The rungs that start servers, clusters and the engine run longest: collected first, so that under
-# `pytest -n 2 --dist loadfile` (the Makefile's) each worker starts on one and the many quick modules
-# fill in behind them, instead of a long module starting last and running alone.
+# The rungs that start servers, clusters and the engine run longest: collected first, and the Makefile's
+# `pytest -n 3 --dist loadfile --no-loadscope-reorder` hands whole modules out in that order (xdist's
+# default reorders them by test count, which can start a long module of few tests late and leave it
+# running alone at the end). Each worker starts on a long module and the many quick ones fill in behind; three
+# workers on two cores, because the long modules mostly wait on the engine and the cluster.
 _LONG_FIRST = ("engine", "integration", "journeys", "serving")
 
 
