@@ -39,10 +39,14 @@ class Live:
     def pods(self) -> list[dict[str, Any]]:
         return self.kubectl("-n", NAMESPACE, "get", "pods", "-o", "json")["items"]
 
+    def stable_service(self) -> dict[str, Any]:
+        """The router's stable Service: the one that sends traffic to the active slot."""
+        services = self.kubectl("-n", NAMESPACE, "get", "svc", "-o", "json")["items"]
+        return next(s for s in services if s["metadata"]["name"].startswith("iris-classifier-router-stable"))
+
     def stable_endpoint_ips(self) -> set[str]:
         """Ready addresses of the stable Service's EndpointSlices."""
-        services = self.kubectl("-n", NAMESPACE, "get", "svc", "-o", "json")["items"]
-        stable = next(s["metadata"]["name"] for s in services if s["metadata"]["name"].startswith("iris-classifier-router-stable"))
+        stable = self.stable_service()["metadata"]["name"]
         slices = self.kubectl("-n", NAMESPACE, "get", "endpointslices", "-l", f"kubernetes.io/service-name={stable}",
                               "-o", "json")["items"]
         return {address for s in slices for e in (s.get("endpoints") or [])
@@ -86,9 +90,8 @@ def with_image(text: str, slot: str, image: str) -> str:
 
 
 def stable_selector(live: Live) -> str:
-    services = live.kubectl("-n", NAMESPACE, "get", "svc", "-o", "json")["items"]
-    stable = next(s for s in services if s["metadata"]["name"].startswith("iris-classifier-router-stable"))
-    return stable["spec"]["selector"][SLOT_LABEL]
+    """The slot the stable Service selects."""
+    return live.stable_service()["spec"]["selector"][SLOT_LABEL]
 
 
 def deployment(live: Live, slot: str) -> dict[str, Any]:

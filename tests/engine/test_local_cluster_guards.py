@@ -90,5 +90,3 @@ def test_an_up_that_changes_only_the_ready_timeout_returns(live) -> None:
         assert applied["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "75"
     no_op = live.checkout.lastmile("preview", STACK)
     assert no_op.returncode == 0 and "no changes" in no_op.stderr, no_op.stdout[-3000:]
-
-
