@@ -17,7 +17,6 @@ import asyncio
 import gc
 import hashlib
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +27,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 # Private SDK APIs, kept on purpose: no public API runs a program function under mocks to completion
 # outside the engine (pulumi.runtime.test only wraps a test function); these are what it uses inside.
 from pulumi.runtime.stack import wait_for_rpcs
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from lastmile.common import REPO_ROOT, STACKS_DIR
 from lastmile.stackfile import SECRET_PLACEHOLDER, StackFile, StackFileError, list_stacks, read_stack_file
@@ -338,6 +337,25 @@ async def _run_to_completion(body: Callable[[], None]) -> None:
         raise failure
 
 
+# What asyncio says when the collector frees a future or task that nobody awaited.
+_LEFTOVER_REPORTS = frozenset({"Future exception was never retrieved", "Task exception was never retrieved",
+                               "Task was destroyed but it is pending!"})
+
+
+def _drop_leftover_reports(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The exception handler of the loop that programs run on: a failed run leaves the registrations it
+    had under way as futures nobody awaits, and their reports repeat the failure the run has re-raised.
+
+    They come whenever the collector frees those futures, which can be long after the run (the SDK's
+    state holds them until the next run replaces it), so silencing asyncio during the run is not enough.
+    Logged from inside a garbage collection, the report's traceback is formatted there, and on Python 3.11
+    that can break a parse under way in the interrupted code ("SystemError: AST constructor recursion depth
+    mismatch"). Anything else goes to asyncio's default handler.
+    """
+    if context.get("message") not in _LEFTOVER_REPORTS:
+        loop.default_exception_handler(context)
+
+
 def run_with_mocks(
     program: Callable[[], dict[str, Any]],
     *,
@@ -363,11 +381,7 @@ def run_with_mocks(
         captured.update(program() or {})
 
     pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
-    # A failed registration leaves futures nobody awaits; their garbage-collection warnings are
-    # noise on top of the exception that the run re-raises: collect them while asyncio is quiet.
-    asyncio_log = logging.getLogger("asyncio")
-    level = asyncio_log.level
-    asyncio_log.setLevel(logging.CRITICAL)
+    _ensure_event_loop().set_exception_handler(_drop_leftover_reports)
     # Everything alive before the run (the SDKs' modules and classes: most of the heap) is frozen for
     # its duration, so neither the collector's automatic passes nor the collection below walk it again.
     gc.freeze()
@@ -378,7 +392,6 @@ def run_with_mocks(
         # leftovers can print "Exception ignored in BaseEventLoop.__del__" after a clean run.
         gc.collect()
         gc.unfreeze()
-        asyncio_log.setLevel(level)
     graph.nodes = dict(monitor.nodes)
     graph.outputs = _resolve_outputs(captured)
     return graph

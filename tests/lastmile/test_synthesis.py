@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+
 import pulumi
 import pulumi_aws as aws
 import pytest
@@ -67,6 +70,23 @@ def test_duplicate_urn_fails_like_the_engine(mock_run):
 
     with pytest.raises(DuplicateUrnError, match="same"):
         mock_run(program)
+
+
+def test_a_failed_runs_leftover_futures_stay_quiet_when_collected_later(mock_run, caplog):
+    """The second registration's future fails and nobody awaits it. The SDK's runtime state holds it until
+    the next run replaces that state, and the collector frees it later still, maybe during an unrelated
+    test. asyncio's report then formats its traceback from inside a garbage collection, and on Python 3.11
+    that can break a parse under way: "SystemError: AST constructor recursion depth mismatch"."""
+    def program():
+        aws.sqs.Queue("same")
+        aws.sqs.Queue("same")
+
+    with pytest.raises(DuplicateUrnError):
+        mock_run(program)
+    mock_run(lambda: {})
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        gc.collect()
+    assert "never retrieved" not in caplog.text
 
 
 def test_invokes_are_refused(mock_run):
