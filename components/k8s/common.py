@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -133,8 +134,9 @@ def check_dns_label(field: str, value: str) -> list[Problem]:
                     "use e.g. lastmile-serving")]
 
 
-def check_cidrs(field: str, values: tuple[str, ...]) -> list[Problem]:
-    """Each value is a network without host bits, and none is a /0 (it would allow everything)."""
+def check_cidrs(field: str, values: Sequence[str]) -> list[Problem]:
+    """Each value is a network without host bits, and none is a /0 (it would allow everything). The one
+    check of a NetworkPolicy's CIDRs, for the components' Args and the on-prem stack settings alike."""
     problems = []
     for index, value in enumerate(values):
         try:

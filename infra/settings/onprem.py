@@ -51,14 +51,13 @@ rollout. The TLS and model-store secrets are still required, and they are render
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from pydantic import Field, StrictBool, StrictInt
 
-from components.k8s.common import ROLLOUT_TIMEOUT_SECONDS_RANGE
+from components.k8s.common import ROLLOUT_TIMEOUT_SECONDS_RANGE, check_cidrs
 from components.k8s.ingress import IngressController
 from infra.settings.common import DIGEST_PATTERN, MISSING, Problem, Strict, Topology
 
@@ -278,19 +277,8 @@ def restricted_security_context(s: Sections) -> list[Problem]:
 def narrow_networks(s: Sections) -> list[Problem]:
     """CIDRs must parse, and none may be 'everything': the NetworkPolicy is the on-prem perimeter."""
     onprem = s["onprem"]
-    problems = []
-    for field, cidrs in (("onprem.ingress.allowed_source_cidrs", onprem.ingress.allowed_source_cidrs),
-                         ("onprem.model_store.egress_cidrs", onprem.model_store.egress_cidrs)):
-        for cidr in cidrs:
-            try:
-                network = ipaddress.ip_network(cidr, strict=True)
-            except ValueError as error:
-                problems.append(Problem(field, cidr, f"not a CIDR network: {error}",
-                                        "write it as address/prefix with no host bits set, e.g. 10.20.0.0/24"))
-                continue
-            if network.prefixlen == 0:
-                problems.append(Problem(field, cidr, "a /0 network opens the namespace to every address",
-                                        "list the narrow networks that need access"))
+    problems = [*check_cidrs("onprem.ingress.allowed_source_cidrs", onprem.ingress.allowed_source_cidrs),
+                *check_cidrs("onprem.model_store.egress_cidrs", onprem.model_store.egress_cidrs)]
     if not onprem.ingress.allowed_source_namespaces and not onprem.ingress.allowed_source_cidrs:
         problems.append(Problem("onprem.ingress.allowed_source_namespaces", [],
                                 "with no source namespace and no source CIDR nothing can reach the model servers",

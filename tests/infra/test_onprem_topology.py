@@ -282,7 +282,8 @@ FAILURES = {
         **_onprem("onprem-prod")["ingress"], "tls": False})}, "onprem.ingress.tls"),
     "cluster without credentials": ({"lastmile:kubeconfig": None}, "kubeconfig"),
     "egress to everything": ({"lastmile:onprem": _onprem("onprem-prod", model_store={
-        **_onprem("onprem-prod")["model_store"], "egress_cidrs": ["0.0.0.0/0"]})}, "onprem.model_store.egress_cidrs"),
+        **_onprem("onprem-prod")["model_store"], "egress_cidrs": ["0.0.0.0/0"]})},
+        "onprem.model_store.egress_cidrs.0"),
 }
 
 
@@ -518,7 +519,7 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as caught:
         parse_settings("onprem-prod", raw, secrets)
     assert {p.field for p in caught.value.problems} == {
-        "serving.slots.green.image", "onprem.security_context.privileged", "onprem.model_store.egress_cidrs"}
+        "serving.slots.green.image", "onprem.security_context.privileged", "onprem.model_store.egress_cidrs.0"}
 
 
 @pytest.mark.parametrize(("value", "accepted"), [(59, False), (60, True), (28800, True), (28801, False)])
