@@ -14,6 +14,7 @@ Safe defaults:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -49,20 +50,25 @@ class AlertTopicArgs:
                                           *check_targets(self.emails, self.https_endpoints)])
 
 
-def check_targets(emails: tuple[str, ...], https_endpoints: tuple[str, ...]) -> list[Problem]:
-    """Email and https subscriptions: well-formed, https without credentials, none listed twice."""
-    problems = [Problem(f"emails.{i}", email, "not an email address", "use e.g. oncall@example.com")
+def check_targets(emails: Sequence[str], https_endpoints: Sequence[str], prefix: str = "") -> list[Problem]:
+    """Email and https subscriptions: well-formed, https with a host and no credentials, none listed twice.
+
+    The one check of alert targets, for the components' Args and the stack's observability settings;
+    ``prefix`` is where the two lists sit in the caller's input (``observability.notifications.``).
+    """
+    problems = [Problem(f"{prefix}emails.{i}", email, "not an email address", "write it as name@domain.tld")
                 for i, email in enumerate(emails) if not EMAIL.match(email)]
     for i, url in enumerate(https_endpoints):
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-            problems.append(Problem(f"https_endpoints.{i}", url, "must be https://host/... without credentials",
-                                    "use an https URL and keep credentials out of it"))
-    targets = [*emails, *https_endpoints]
-    twice = sorted({t for t in targets if targets.count(t) > 1})
-    if twice:
-        problems.append(Problem("emails, https_endpoints", twice, "a notification target is listed twice",
-                                "remove the duplicate"))
+            problems.append(Problem(f"{prefix}https_endpoints.{i}", url,
+                                    "must be an https:// URL with a host and no credentials in it (alerts travel "
+                                    "over TLS only; a secret belongs in the receiver, not in the URL)",
+                                    "use https://host/path"))
+    for field, values in (("emails", list(emails)), ("https_endpoints", list(https_endpoints))):
+        duplicates = sorted({v for v in values if values.count(v) > 1})
+        if duplicates:
+            problems.append(Problem(f"{prefix}{field}", duplicates, "listed more than once", "list each target once"))
     return problems
 
 

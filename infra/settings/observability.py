@@ -41,16 +41,14 @@ capture.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
-from components.aws.monitoring_alerts import EMAIL as EMAIL_ADDRESS
+from components.aws.monitoring_alerts import check_targets
 from components.aws.monitoring_specs import Cadence, RetrainingTarget
 from infra.settings.common import Environment, Problem, Strict, Topology
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-EMAIL = EMAIL_ADDRESS
 PIPELINE_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$"
 MAX_NOTIFICATION_TARGETS = 20
 
@@ -156,23 +154,7 @@ def notification_formats(s: Sections) -> list[Problem]:
     """Every email is an address, every webhook https with a host; no duplicates; a bounded list."""
     observability = s["observability"]
     notifications = observability.notifications
-    problems = []
-    for i, email in enumerate(notifications.emails):
-        if not EMAIL.match(email):
-            problems.append(Problem(f"observability.notifications.emails[{i}]", email, "not an email address",
-                                    "write it as name@domain.tld"))
-    for i, url in enumerate(notifications.https_endpoints):
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-            problems.append(Problem(f"observability.notifications.https_endpoints[{i}]", url,
-                                    "must be an https:// URL with a host and no credentials in it (alerts travel "
-                                    "over TLS only; a secret belongs in the receiver, not in the URL)",
-                                    "use https://host/path"))
-    for field, values in (("emails", notifications.emails), ("https_endpoints", notifications.https_endpoints)):
-        duplicates = sorted({v for v in values if values.count(v) > 1})
-        if duplicates:
-            problems.append(Problem(f"observability.notifications.{field}", duplicates, "listed more than once",
-                                    "list each target once"))
+    problems = check_targets(notifications.emails, notifications.https_endpoints, prefix="observability.notifications.")
     if notifications.count > MAX_NOTIFICATION_TARGETS:
         problems.append(Problem("observability.notifications", notifications.count,
                                 f"at most {MAX_NOTIFICATION_TARGETS} notification targets",

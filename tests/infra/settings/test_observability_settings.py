@@ -86,9 +86,9 @@ def test_an_unknown_key_names_the_allowed_ones():
 
 
 @pytest.mark.parametrize("emails, https, field", [
-    (["not-an-address"], [], "observability.notifications.emails[0]"),
-    ([], ["http://hooks.example.com/x"], "observability.notifications.https_endpoints[0]"),
-    ([], ["https://user:secret@hooks.example.com/x"], "observability.notifications.https_endpoints[0]"),
+    (["not-an-address"], [], "observability.notifications.emails.0"),
+    ([], ["http://hooks.example.com/x"], "observability.notifications.https_endpoints.0"),
+    ([], ["https://user:secret@hooks.example.com/x"], "observability.notifications.https_endpoints.0"),
     (["a@example.com", "a@example.com"], [], "observability.notifications.emails"),
 ])
 def test_bad_notification_targets_are_named(emails, https, field):
