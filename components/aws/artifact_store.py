@@ -174,8 +174,8 @@ class ArtifactStore(pulumi.ComponentResource):
         Each prefix lies under ``models/`` and ends with ``/``, e.g. ``models/iris-classifier/``
         (``ModelArtifact.model_prefix``). Decrypting needs the key too (``EncryptionKey.grant_decrypt``).
         """
-        problems = [p for i, prefix in enumerate(prefixes) for p in _prefix_problems(f"prefixes.{i}", prefix,
-                                                                                      MODELS_PREFIX)]
+        problems = [p for i, prefix in enumerate(prefixes)
+                    for p in iam.check_key_prefix(f"prefixes.{i}", prefix, MODELS_PREFIX)]
         if not prefixes:
             problems.append(Problem("prefixes", MISSING, "grant_read needs at least one prefix",
                                     "pass e.g. ModelArtifact.model_prefix"))
@@ -194,7 +194,7 @@ class ArtifactStore(pulumi.ComponentResource):
         ``prefix`` is relative to ``data-capture/`` and ends with ``/``, e.g. the endpoint name.
         Encrypting needs the key too (``EncryptionKey.grant_encrypt``).
         """
-        raise_problems("ArtifactStore.grant_capture_write", _prefix_problems("prefix", prefix))
+        raise_problems("ArtifactStore.grant_capture_write", iam.check_key_prefix("prefix", prefix))
         return iam.grant(self, "capture", grantee, [
             {"Sid": "WriteCapturePrefix", "Effect": "Allow", "Action": ["s3:PutObject"],
              "Resource": pulumi.Output.concat(self.bucket_arn, "/", CAPTURE_PREFIX, prefix, "*")},
@@ -202,7 +202,7 @@ class ArtifactStore(pulumi.ComponentResource):
 
     def capture_uri(self, prefix: str) -> pulumi.Output[str]:
         """``s3://<bucket>/data-capture/<prefix>``: where an endpoint granted ``prefix`` captures to."""
-        raise_problems("ArtifactStore.capture_uri", _prefix_problems("prefix", prefix))
+        raise_problems("ArtifactStore.capture_uri", iam.check_key_prefix("prefix", prefix))
         return pulumi.Output.concat(self.capture_s3_uri, prefix)
 
 
@@ -226,15 +226,3 @@ def _lifecycle_rules(args: ArtifactStoreArgs) -> list[dict]:
         {"id": "expire-data-capture", "status": "Enabled", "filter": {"prefix": CAPTURE_PREFIX},
          "expiration": {"days": args.capture_expiration_days}},
     ]
-
-
-def _prefix_problems(field: str, prefix: str, under: str = "") -> list[Problem]:
-    """``prefix`` is ``under`` plus one or more plain path segments, ending with ``/``."""
-    segments = prefix[len(under):].split("/") if prefix.startswith(under) else []
-    plain = len(segments) >= 2 and segments[-1] == "" and all(
-        s not in ("", ".", "..") and "*" not in s and "?" not in s for s in segments[:-1])
-    if plain:
-        return []
-    where = f"under {under!r}" if under else f"relative to {CAPTURE_PREFIX!r}"
-    return [Problem(field, prefix, f"must be a path {where} ending with '/' (no wildcards, no '..')",
-                    f"pass e.g. {under}<name>/")]

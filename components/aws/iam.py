@@ -12,6 +12,8 @@ from typing import Any, Mapping, Protocol, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.problems import Problem
+
 POLICY_VERSION = "2012-10-17"
 
 Statement = Mapping[str, Any]
@@ -46,3 +48,16 @@ def grant(owner: pulumi.Resource, verb: str, grantee: Grantee, statements: Seque
         policy=policy_document(statements),
         opts=pulumi.ResourceOptions(parent=owner),
     )
+
+
+def check_key_prefix(field: str, prefix: str, under: str = "") -> list[Problem]:
+    """An S3 key prefix that a grant ends with ``*``: ``under`` plus one or more plain path segments
+    (no wildcard, no '.', '..' or empty segment), ending with '/'. The one rule for every grant's prefix:
+    anything looser could widen the grant to keys outside it."""
+    segments = prefix[len(under):].split("/") if prefix.startswith(under) else []
+    if len(segments) >= 2 and segments[-1] == "" and all(
+            s not in ("", ".", "..") and "*" not in s and "?" not in s for s in segments[:-1]):
+        return []
+    where = f" under {under!r}" if under else ""
+    return [Problem(field, prefix, f"must be a key prefix{where} of plain path segments ending with '/' "
+                    "(no wildcards, no '.', '..' or empty segment)", f"pass e.g. {under}<name>/")]

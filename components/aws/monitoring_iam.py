@@ -20,9 +20,10 @@ from typing import Any, Sequence
 
 import pulumi
 
+from components.aws.iam import check_key_prefix
 from components.aws.monitoring_specs import DRIFT_NAMESPACE, MONITORING_LOG_GROUP
 from components.aws.naming import log_group_arn, partition
-from components.problems import Problem, raise_problems
+from components.problems import raise_problems
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 EVENTS_PRINCIPAL = "events.amazonaws.com"
@@ -45,10 +46,7 @@ def monitoring_role_statements(*, account_id: str, region: str, bucket_arn: pulu
                                security_group_ids: Sequence[pulumi.Input[str]] = ()) -> dict[str, list[dict[str, Any]]]:
     """The monitoring role's inline policies by name suffix (prefixes end with ``/``, no wildcards)."""
     named = [*((f"read_prefixes.{i}", p) for i, p in enumerate(read_prefixes)), ("write_prefix", write_prefix)]
-    raise_problems("monitoring_role_statements", [
-        Problem(field, prefix, "must be a plain key prefix ending with '/'", "drop wildcards, '..' and a leading '/'")
-        for field, prefix in named
-        if not prefix.endswith("/") or "*" in prefix or ".." in prefix or prefix.startswith("/")])
+    raise_problems("monitoring_role_statements", [p for field, prefix in named for p in check_key_prefix(field, prefix)])
     log_group = log_group_arn(account_id, region, MONITORING_LOG_GROUP)
     readable = sorted(set(read_prefixes))
     policies: dict[str, list[dict[str, Any]]] = {

@@ -268,6 +268,22 @@ def test_monitoring_role_reads_capture_and_baseline_writes_reports_only(graph):
     assert all(":log-group:/aws/sagemaker/ProcessingJobs" in r for r in logs["Resource"])
 
 
+@pytest.mark.parametrize("read, write, field", [
+    (("data-capture/ep/", "monitoring/*/"), "monitoring-reports/ep/", "read_prefixes.1"),
+    (("data-capture/ep/",), "monitoring-reports//", "write_prefix"),
+    (("data-capture/ep/", "../models/"), "monitoring-reports/ep/", "read_prefixes.1"),
+    (("data-capture/ep",), "monitoring-reports/ep/", "read_prefixes.0"),
+])
+def test_monitoring_role_refuses_prefixes_that_could_widen_its_grants(read, write, field):
+    """The same key-prefix rule as the artifact store's grants (components/aws/iam.py)."""
+    from components.aws.monitoring_iam import monitoring_role_statements
+
+    with pytest.raises(ArgsError) as raised:
+        monitoring_role_statements(account_id=ACCOUNT, region=REGION, bucket_arn="arn:aws:s3:::b",
+                                   read_prefixes=read, write_prefix=write, kms_key_arn="arn:aws:kms:k")
+    assert [p.field for p in raised.value.problems] == [field]
+
+
 def test_iam_documents_have_no_wildcard_actions_and_pass_parliament(mock_run):
     import parliament
 
