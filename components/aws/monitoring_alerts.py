@@ -65,7 +65,7 @@ def check_targets(emails: Sequence[str], https_endpoints: Sequence[str], prefix:
                                     "must be an https:// URL with a host and no credentials in it (alerts travel "
                                     "over TLS only; a secret belongs in the receiver, not in the URL)",
                                     "use https://host/path"))
-    for field, values in (("emails", list(emails)), ("https_endpoints", list(https_endpoints))):
+    for field, values in (("emails", emails), ("https_endpoints", https_endpoints)):
         duplicates = sorted({v for v in values if values.count(v) > 1})
         if duplicates:
             problems.append(Problem(f"{prefix}{field}", duplicates, "listed more than once", "list each target once"))

@@ -46,7 +46,8 @@ def monitoring_role_statements(*, account_id: str, region: str, bucket_arn: pulu
                                security_group_ids: Sequence[pulumi.Input[str]] = ()) -> dict[str, list[dict[str, Any]]]:
     """The monitoring role's inline policies by name suffix (prefixes end with ``/``, no wildcards)."""
     named = [*((f"read_prefixes.{i}", p) for i, p in enumerate(read_prefixes)), ("write_prefix", write_prefix)]
-    raise_problems("monitoring_role_statements", [p for field, prefix in named for p in check_key_prefix(field, prefix)])
+    raise_problems("monitoring_role_statements",
+                   [p for field, prefix in named for p in check_key_prefix(field, prefix)])
     log_group = log_group_arn(account_id, region, MONITORING_LOG_GROUP)
     readable = sorted(set(read_prefixes))
     policies: dict[str, list[dict[str, Any]]] = {
