@@ -10,24 +10,30 @@ answer every row with the same label and probabilities within the tolerance, and
     lastmile golden --stack aws-prod --slot green --sagemaker-endpoint NAME        # SageMaker InvokeEndpoint
 
 Exit codes: 0 every row answered as pinned; 1 a row failed (the message names the first one: its index,
-input, expected and received answer) or another release answered; 2 refused input (unknown stack or
-slot, a release without a golden set, a bad URL); 3 the endpoint could not be reached.
+input, expected and received answer), another release answered, or the answer broke the contract (not
+V2 JSON, nested too deep, larger than ``MAX_ANSWER_BYTES``); 2 refused input (unknown stack or slot, a
+release without a golden set, a malformed URL -- checked by ``validate_url`` before any network call);
+3 the endpoint could not be reached or gave no complete answer within ``--timeout``.
 
-The functions are pure except ``check_v2`` (stdlib urllib, TLS verified, timeouts) and
-``check_sagemaker`` (a boto3 ``sagemaker-runtime`` client); both return a ``GoldenResult`` whose
-``to_evidence()`` is the record a verification or promotion keeps.
+The functions are pure except ``check_v2`` (stdlib http.client, TLS verified, one deadline for the whole
+request, at most ``MAX_ANSWER_BYTES`` read) and ``check_sagemaker`` (a boto3 ``sagemaker-runtime``
+client); both return a ``GoldenResult`` whose ``to_evidence()`` is the record a verification or
+promotion keeps.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import ipaddress
 import json
 import math
+import re
+import socket
 import ssl
 import sys
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,8 @@ STACKS_DIR = REPO_ROOT / "stacks"
 NAMESPACE = "lastmile"
 V2_INPUT = "instances"
 DEFAULT_TIMEOUT_SECONDS = 10.0
+MAX_ANSWER_BYTES = 1 << 20
+"""The most of an answer lastmile reads: a golden set's answer is a few kB; an endless stream stops here."""
 
 
 class GoldenError(Exception):
@@ -193,11 +201,51 @@ def _contract_broken(golden: GoldenSet, endpoint: str, what: str) -> GoldenResul
 
 # -- Open Inference Protocol (V2), e.g. MLServer -----------------------------------------------------------
 
-def v2_infer_url(base_url: str, model: str) -> str:
-    parts = urllib.parse.urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise GoldenError(f"--url {base_url!r} is not an http(s)://host[:port][/prefix] URL; "
-                          "fix: pass the V2 endpoint's base URL, e.g. http://127.0.0.1:8080")
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+_URL_ALLOWED = "allowed: http(s)://host[:port][/prefix] (port 1-65535, no user:password@, query or fragment)"
+
+
+def validate_url(url: str, *, option: str = "--url") -> str:
+    """``url`` as a V2 endpoint's base URL, or GoldenError (exit 2) naming ``option``, the value, what is
+    allowed and the fix. Pure: no network call, so a verb can check its URL before any slow step."""
+
+    def refuse(why: str) -> GoldenError:
+        return GoldenError(f"{option} {url!r}: {why}\n  {_URL_ALLOWED}\n"
+                           "  fix: pass the V2 endpoint's base URL, e.g. http://127.0.0.1:8080")
+
+    if not isinstance(url, str) or not url:
+        raise refuse("empty")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise refuse("holds a space or a control character")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as error:  # 'http://[::1' (Invalid IPv6 URL), 'http://h:abc' (port could not be cast)
+        raise refuse(f"not a URL ({error})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise refuse(f"scheme {parts.scheme + '://' if parts.scheme else 'missing'}; only http and https are asked")
+    host = parts.hostname or ""
+    if "@" in parts.netloc:
+        raise refuse("carries a user or password, which would be kept in the evidence")
+    if not host:
+        raise refuse("no host")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise refuse(f"host [{host}] is not an IPv6 address") from None
+    elif not _HOSTNAME.fullmatch(host):
+        raise refuse(f"host {host!r} is not a host name or IPv4 address")
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        raise refuse("port missing or 0")
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        raise refuse("has a query or a fragment")
+    return url
+
+
+def v2_infer_url(base_url: str, model: str, *, option: str = "--url") -> str:
+    validate_url(base_url, option=option)
     return f"{base_url.rstrip('/')}/v2/models/{urllib.parse.quote(model)}/infer"
 
 
@@ -207,9 +255,17 @@ def v2_request(golden: GoldenSet) -> bytes:
     return json.dumps({"inputs": [{"name": V2_INPUT, "datatype": "FP64", "shape": shape, "data": flat}]}).encode()
 
 
+def _json(body: bytes) -> Any:
+    """The parsed answer; ValueError also for nesting deeper than the parser goes (never a RecursionError)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested deeper than lastmile reads") from None
+
+
 def parse_v2_response(body: bytes) -> Answer:
     """``label`` (BYTES) and ``probabilities`` (FP64 [n, classes]) outputs; raises ValueError otherwise."""
-    document = json.loads(body)
+    document = _json(body)
     outputs = {o["name"]: o for o in document["outputs"]}
     labels = tuple(str(x) for x in outputs["label"]["data"])
     shape = outputs["probabilities"]["shape"]
@@ -222,28 +278,92 @@ def parse_v2_response(body: bytes) -> Answer:
     return Answer(str(version) if version is not None else None, labels, probabilities)
 
 
+class _TooLarge(Exception):
+    """The answer passed MAX_ANSWER_BYTES; reading stopped there."""
+
+
+def _read_capped(response: http.client.HTTPResponse, limit: int) -> bytes:
+    declared = response.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(f"Content-Length {declared}")
+    chunks, size = [], 0
+    while chunk := response.read(min(65536, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge(f"more than {limit} bytes")
+    return b"".join(chunks)
+
+
+def _abort(connection: http.client.HTTPConnection, fired: threading.Event) -> None:
+    """At the deadline: shut the socket, so a read blocked on a server that drips bytes returns at once."""
+    fired.set()
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def post(url: str, body: bytes, *, timeout_seconds: float, context: ssl.SSLContext,
+         max_bytes: int = MAX_ANSWER_BYTES) -> tuple[int, bytes]:
+    """POST ``body`` as JSON; (status, answer). ``timeout_seconds`` bounds the whole request -- connecting,
+    TLS, headers and body -- not each socket read; at most ``max_bytes`` of the answer are read. Raises
+    EndpointUnavailable when nothing complete answers in time, _TooLarge past ``max_bytes``."""
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme.lower() == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout_seconds, context=context)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_seconds)
+    fired = threading.Event()
+    timer = threading.Timer(timeout_seconds, _abort, (connection, fired))
+    timer.daemon = True
+    timer.start()
+    try:
+        connection.request("POST", target or "/", body=body,
+                           headers={"Content-Type": "application/json", "Accept": "application/json"})
+        response = connection.getresponse()
+        answer = _read_capped(response, max_bytes)
+        if fired.is_set():
+            raise TimeoutError
+        return response.status, answer
+    except (OSError, http.client.HTTPException) as error:
+        if fired.is_set() or isinstance(error, TimeoutError):
+            raise EndpointUnavailable(f"POST {url}: no complete answer within {timeout_seconds:g} s") from None
+        raise EndpointUnavailable(f"POST {url} failed: {error or type(error).__name__}") from None
+    finally:
+        timer.cancel()
+        connection.close()
+
+
 def check_v2(golden: GoldenSet, base_url: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
              ca_file: str | None = None) -> GoldenResult:
     """POST the golden rows to ``<base_url>/v2/models/<model>/infer``; https is verified (``ca_file`` or the
-    system trust store, hostname checked). Raises EndpointUnavailable when nothing answers."""
+    system trust store, hostname checked). The request is bounded in time and in size (``post``). Raises
+    EndpointUnavailable when nothing answers."""
     url = v2_infer_url(base_url, golden.model)
-    context = ssl.create_default_context(cafile=ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    request = urllib.request.Request(url, data=v2_request(golden), method="POST",
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_seconds, context=context) as response:
-            body = response.read()
-    except urllib.error.HTTPError as error:
-        detail = error.read()[:500].decode("utf-8", "replace")
-        if error.code in (404, 502, 503, 504):
-            raise EndpointUnavailable(f"POST {url} answered HTTP {error.code}: {detail}") from None
-        return _contract_broken(golden, url, f"HTTP {error.code} for the golden rows: {detail}")
-    except (urllib.error.URLError, OSError) as error:
-        raise EndpointUnavailable(f"POST {url} failed: {getattr(error, 'reason', error)}") from None
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise GoldenError(f"--ca-file {ca_file!r}: not a readable PEM CA bundle ({error})\n"
+                          "  fix: pass the PEM file of the CA that signed the endpoint's certificate") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        status, body = post(url, v2_request(golden), timeout_seconds=timeout_seconds, context=context)
+    except _TooLarge as error:
+        return _contract_broken(golden, url, f"an answer larger than {MAX_ANSWER_BYTES} bytes ({error}); "
+                                             "reading stopped there")
+    if status != 200:
+        detail = body[:500].decode("utf-8", "replace")
+        if status in (404, 502, 503, 504):
+            raise EndpointUnavailable(f"POST {url} answered HTTP {status}: {detail}")
+        return _contract_broken(golden, url, f"HTTP {status} for the golden rows: {detail}")
     try:
         answer = parse_v2_response(body)
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         return _contract_broken(golden, url, f"not a V2 answer with label and probabilities ({error})")
     return compare(golden, answer, url)
 
@@ -255,7 +375,7 @@ def sagemaker_request(golden: GoldenSet) -> bytes:
 
 
 def parse_sagemaker_response(body: bytes) -> Answer:
-    document = json.loads(body)
+    document = _json(body)
     predictions = document["predictions"]
     version = document.get("model_version")
     return Answer(str(version) if version is not None else None,
@@ -280,7 +400,7 @@ def check_sagemaker(golden: GoldenSet, endpoint_name: str, client: Any,
         arguments["TargetVariant"] = target_variant
     try:
         response = client.invoke_endpoint(**arguments)
-        body = response["Body"].read()
+        body = response["Body"].read(MAX_ANSWER_BYTES + 1)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code == "ModelError":
@@ -288,9 +408,11 @@ def check_sagemaker(golden: GoldenSet, endpoint_name: str, client: Any,
         raise EndpointUnavailable(f"InvokeEndpoint on {where} failed: {error}") from None
     except BotoCoreError as error:
         raise EndpointUnavailable(f"InvokeEndpoint on {where} failed: {error}") from None
+    if len(body) > MAX_ANSWER_BYTES:
+        return _contract_broken(golden, where, f"an answer larger than {MAX_ANSWER_BYTES} bytes; reading stopped there")
     try:
         answer = parse_sagemaker_response(body)
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         return _contract_broken(golden, where, f"not the JSON of code/inference.py ({error}): {body[:200]!r}")
     return compare(golden, answer, where)
 
@@ -327,6 +449,8 @@ def run_check(golden: GoldenSet, *, url: str | None = None, sagemaker_endpoint: 
     """
     if bool(url) == bool(sagemaker_endpoint):
         raise GoldenError("pass exactly one of a V2 endpoint URL and a SageMaker endpoint name")
+    if url:
+        validate_url(url)
     if not 0 < timeout_seconds <= 300:
         raise GoldenError(f"timeout {timeout_seconds:g}: allowed 0 < seconds <= 300")
     if url:
@@ -370,6 +494,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-variant", help="SageMaker production variant to ask (default: SageMaker routes)")
     parser.add_argument("--region", help="AWS region (default: the stack's lastmile:aws.region)")
     parser.add_argument("--ca-file", help="PEM CA bundle for an https --url (default: the system trust store)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds per request")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds for the whole request (connecting, TLS, the answer), "
+                        f"at most 300 (default {DEFAULT_TIMEOUT_SECONDS:g})")
     parser.add_argument("--evidence", action="store_true", help="also print the result as JSON evidence")
     parser.set_defaults(func=_golden)

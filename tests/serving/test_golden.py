@@ -114,7 +114,7 @@ def test_the_verb_exit_codes(green_server, capsys):
     assert run_verb("--stack", "onprem-local") == ExitCode.REFUSED
     err = capsys.readouterr().err
     assert "--slot 'purple': stack onprem-local has slots blue, green" in err
-    assert "--url 'ftp://x' is not an http(s)://host[:port][/prefix] URL" in err
+    assert "--url 'ftp://x': scheme ftp://; only http and https are asked" in err
 
 
 def test_https_is_verified(tls, tmp_path, sets):
