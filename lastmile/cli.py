@@ -10,16 +10,25 @@
     lastmile up onprem-local                 # the real Pulumi engine: up, preview, destroy, refresh, outputs
 
 exit codes: 0 ok; 1 findings or changes found; 2 input refused (nothing written or deployed);
-3 could not check (engine, cluster, AWS or a tool missing); 4 the engine ran and the operation failed.
+3 could not check (engine, cluster, AWS or a tool missing); 4 the engine ran and the operation failed;
+5 lastmile failed (an unexpected error: its cause on one line, the traceback in the log file it names);
+130 stopped by Ctrl-C; 141 the reader of the output went away (`| head`); 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
+import os
+import signal
 import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
 
-from lastmile.common import Refused
+from lastmile.common import REPO_ROOT, Refused
 from lastmile.exitcodes import ExitCode
 
 # The verbs and the modules that own them, in the order `lastmile --help` lists them. Each module
@@ -64,8 +73,106 @@ def _missing_dependency(error: ModuleNotFoundError) -> int:
     return ExitCode.UNAVAILABLE
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, like KeyboardInterrupt for SIGINT (not an ``Exception``, so a
+    verb's ``except Exception`` does not swallow it)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def crash_log_dirs() -> list[Path]:
+    """Where the traceback of an unexpected error is written, the first that can be: ``$LASTMILE_LOG_DIR``
+    when set, the repository's ``.lastmile/logs`` (git ignores it), the temp directory's ``lastmile-logs``."""
+    chosen = [Path(os.environ["LASTMILE_LOG_DIR"])] if os.environ.get("LASTMILE_LOG_DIR") else []
+    return [*chosen, REPO_ROOT / ".lastmile" / "logs", Path(tempfile.gettempdir()) / "lastmile-logs"]
+
+
+def _write_crash_log(error: BaseException, argv: list[str]) -> Path | None:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    text = (f"lastmile {' '.join(argv)}\npython {sys.version.split()[0]} ({sys.executable})\n\n"
+            + "".join(traceback.format_exception(error)))
+    for directory in crash_log_dirs():
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path = directory / f"crash-{stamp}-{os.getpid()}.log"
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _where(error: BaseException) -> str:
+    """The innermost frame of the error that is this repository's code, as ``path:line``."""
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        try:
+            return f"{Path(frame.filename).resolve().relative_to(REPO_ROOT)}:{frame.lineno}"
+        except ValueError:
+            continue
+    return "outside the repository"
+
+
+def crashed(error: BaseException, argv: list[str]) -> int:
+    """Exit 5 for an error no verb handled: one line of cause, the traceback in a log file, not on the terminal."""
+    cause = (str(error).strip().splitlines() or [""])[0][:300]
+    log = _write_crash_log(error, argv)
+    where = f"the full traceback is in {log}" if log else "no log could be written (" + ", ".join(
+        str(d) for d in crash_log_dirs()) + " are not writable)"
+    _say(f"lastmile {argv[0] if argv else ''}: failed unexpectedly (exit {int(ExitCode.CRASHED)}): "
+         f"{type(error).__name__}{': ' + cause if cause else ''} (at {_where(error)})\n  {where}\n"
+         "  fix: if the cause names a file lastmile keeps (a state file, a state directory), repair or move it "
+         "aside and run the command again; otherwise report the command and the log")
+    return ExitCode.CRASHED
+
+
+def _say(message: str) -> None:
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass  # stderr is gone too: the exit code still tells
+
+
+def _quiet_output() -> None:
+    """The reader went away: send what is still buffered, and anything printed later, nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb. Whatever happens, the exit code is one of lastmile.exitcodes and no traceback reaches
+    the terminal: an unexpected error is exit 5 with its cause and a log file, Ctrl-C 130, SIGTERM 143,
+    a closed output pipe 141."""
     argv = sys.argv[1:] if argv is None else argv
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
+    except KeyboardInterrupt:
+        _say(f"lastmile {argv[0] if argv else ''}: stopped by Ctrl-C (exit {int(ExitCode.INTERRUPTED)})")
+        return ExitCode.INTERRUPTED
+    except Terminated:
+        _say(f"lastmile {argv[0] if argv else ''}: stopped by SIGTERM (exit {int(ExitCode.TERMINATED)})")
+        return ExitCode.TERMINATED
+    except BrokenPipeError:
+        _quiet_output()
+        return ExitCode.BROKEN_PIPE
+    except Exception as error:  # noqa: BLE001 -- the one place an unexpected error becomes exit 5
+        return crashed(error, argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str]) -> int:
     try:
         parser = build_parser(argv[0] if argv else None)
     except ModuleNotFoundError as error:
