@@ -59,14 +59,18 @@ def has_masked_secret(manifest: dict[str, Any]) -> bool:
     return walk(manifest)
 
 
-def write(graph: Graph, directory: Path) -> list[Path]:
-    """Write one YAML file per object (``<kind>-<namespace>-<name>.yaml``); returns the paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
+def files(graph: Graph) -> dict[str, str]:
+    """One YAML text per object, by file name (``<kind>-<namespace>-<name>.yaml``)."""
+    texts = {}
     for manifest in manifests(graph):
         meta = manifest["metadata"]
         stem = "-".join(p for p in (manifest["kind"].lower(), meta.get("namespace", ""), meta["name"]) if p)
-        path = directory / f"{stem}.yaml"
-        path.write_text(yaml.safe_dump(manifest, sort_keys=True))
-        paths.append(path)
-    return paths
+        texts[f"{stem}.yaml"] = yaml.safe_dump(manifest, sort_keys=True)
+    return texts
+
+
+def write(graph: Graph, directory: Path) -> list[Path]:
+    """Write ``files(graph)`` into ``directory`` (never through a symlink; lastmile.outputs); returns the paths."""
+    from lastmile.outputs import write_files
+
+    return write_files(directory, files(graph))

@@ -52,17 +52,17 @@ def _synth(args: argparse.Namespace) -> int:
     stacks = _stacks(args)
     if not stacks:
         return ExitCode.REFUSED
-    from lastmile.outputs import claim_dir
+    from lastmile.outputs import check_targets, claim_dir
 
     out = claim_dir(Path(args.out), option="--out", default=Path(args.out).resolve() == DEFAULT_OUT.resolve())
+    check_targets(out.path, [f"{stack}.json" for stack in stacks])  # before the first is written
     refused, written = 0, []
     for stack in stacks:
         graph = _synthesize(stack, Path(args.stacks_dir))
         if graph is None:
             refused += 1
             continue
-        path = out.create() / f"{stack}.json"
-        path.write_text(graph.dumps())
+        (path,) = out.write_all({f"{stack}.json": graph.dumps()})
         written.append(path)
         print(graph.summary(), end="")
         print(f"graph written to {path}\n")
@@ -84,7 +84,7 @@ def _render(args: argparse.Namespace) -> int:
         print(f"error: stack {args.stack} declares no Kubernetes resources; nothing was written\n"
               "  fix: render an onprem- or hybrid- stack", file=sys.stderr)
         return ExitCode.REFUSED
-    paths = manifests.write(graph, out.create())
+    paths = out.write_all(manifests.files(graph))
     stale = out.commit(paths, prune=True)
     print(graph.summary(), end="")
     print(f"{len(paths)} manifests written to {out.path} (offline: secret values appear as {manifests.SECRET_MASK!r})"
