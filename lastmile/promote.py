@@ -6,6 +6,7 @@
     lastmile promote check-log [--against origin/main]                  # the records are append-only
     lastmile promote import-verifications build/evidence/*/verifications.jsonl   # CI evidence
     lastmile promote status --topology aws                              # what each stack serves, verified or not
+    lastmile promote trust-key --name ci-ed25519 --environments dev,staging,prod --generate-ed25519 ci.pem  # once
 
 What moves. Exactly the release of one slot: ``model, version, sha256, image`` (``RELEASE_FIELDS``).
 No rollout field moves: strategy, step, waits, bake
@@ -28,63 +29,63 @@ line of ``promotions/verifications.jsonl`` for (source stack, model, version, sh
 ``outcome: verified``. Lines are written by ``record_verification`` (called by the post-deploy
 ``lastmile verify`` after it checked that SageMaker runs the expected endpoint config, or by
 an on-prem smoke/readiness check with the Kubernetes revision it saw; CI and people use the
-``record-verification`` command). A later ``failed`` line for the same release revokes the
-evidence. Evidence cannot be forced: fix the deployment and verify again.
+``record-verification`` command). "Newest" is the last line in the file's order, never the dates a line
+carries: a later ``failed`` line revokes the evidence (signed or not), and a date in the future is refused.
+Evidence cannot be forced: fix the deployment and verify again.
+
+Signatures. Each line is an in-toto Statement in a DSSE envelope (``lastmile.evidence``). The deploy
+workflow signs it with a key people do not hold (``LASTMILE_EVIDENCE_KEY``: an Ed25519 CI secret, or
+``LASTMILE_EVIDENCE_KMS_KEY``: an AWS KMS key only the deploy role may use); the public keys it may use, and
+for which environments, are committed in ``promotions/trusted-keys/``. Every read verifies every signature.
+Prod accepts only evidence signed by a trusted key; unsigned (``manual``) evidence is enough for dev and
+staging.
 
 Order. ``dev -> staging -> prod``, restricted to the stacks of the topology that exist: on-prem
-``dev -> prod``, hybrid ``staging -> prod``. ``onprem-local`` only renders manifests (nothing is
-deployed, nothing can be verified) and is not on the path. Skipping a stack
+``dev -> prod``, hybrid ``staging -> prod``. ``onprem-local`` is deployed to the local cluster on one
+machine (``lastmile up onprem-local``): a place to try a release, not an environment of the path, so what
+is verified there is no evidence for dev, staging or prod. Skipping a stack
 needs ``--force --reason "..."``; going backwards is refused.
 
-Records. Every promotion appends one JSON line to ``promotions/log.jsonl``. Both files are
-append-only: each line carries ``prev_sha256``, the sha256 of the line before it, so a rewritten
-or deleted line breaks the chain that ``check-log`` (and CI) verifies.
+Records. Every promotion appends one signed (or, by hand, unsigned) statement to ``promotions/log.jsonl``.
+Both files are append-only: each line carries ``prev_sha256``, the sha256 of the line before it, so a
+rewritten or deleted line breaks the chain that ``check-log`` (and CI, against the pull request's base)
+verifies. The chain gives order; trust comes from the signatures. A check that cannot run (git missing, a
+revision unknown, KMS unreachable) exits 3 and never passes.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
-import io
 import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from lastmile import evidence, records
 from lastmile.common import REPO_ROOT, STACKS_DIR
+from lastmile.evidence import CannotCheck, PromotionError
 from lastmile.exitcodes import ExitCode
+from lastmile.records import PROMOTION_LOG, RELEASE_FIELDS, VERIFICATIONS
+from lastmile.stack_edit import StackText, round_trip_yaml
 
 RECORDS_DIR = REPO_ROOT / "promotions"
-VERIFICATIONS = "verifications.jsonl"
-PROMOTION_LOG = "log.jsonl"
 
 NAMESPACE = "lastmile"
 SERVING_KEY = f"{NAMESPACE}:serving"
-RELEASE_FIELDS = ("model", "version", "sha256", "image")
-# `local` stacks (onprem-local) only render manifests on a laptop: nothing is deployed there, so
-# nothing can be verified there, and they are not on the promotion path.
+# `local` stacks (onprem-local) are deployed to a local cluster on one machine: a place to try a release,
+# not an environment of the promotion path (nothing verified there is evidence for dev, staging or prod).
 ENV_ORDER = ("dev", "staging", "prod")
 SLOTS = ("blue", "green")
 OUTCOMES = ("verified", "failed")
 MIN_REASON_CHARS = 10
-
-
-class PromotionError(Exception):
-    """A promotion was refused. The message says what, why, and how to fix it."""
-
-    def __init__(self, what: str, why: str, fix: str) -> None:
-        self.what, self.why, self.fix = what, why, fix
-        super().__init__(f"{what}\n  why: {why}\n  fix: {fix}")
 
 
 @dataclass(frozen=True)
@@ -120,72 +121,7 @@ class PromotionResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Append-only JSON-lines records
-
-
-def _line_sha256(line: bytes) -> str:
-    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            continue  # check_chain reports it; evidence is used only after the chain is intact
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
-def append_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Append ``record`` as one JSON line chained to the previous line; earlier bytes are never rewritten."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    previous = b""
-    if path.is_file():
-        lines = [line for line in path.read_bytes().splitlines() if line.strip()]
-        previous = lines[-1] if lines else b""
-    chained = {**record, "prev_sha256": _line_sha256(previous) if previous else None}
-    line = json.dumps(chained, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line)
-    return chained
-
-
-def check_chain(path: Path) -> list[str]:
-    """Problems with an append-only file: unreadable lines, or a prev_sha256 that does not match."""
-    if not path.is_file():
-        return []
-    problems, previous = [], None
-    for number, line in enumerate(path.read_bytes().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            problems.append(f"{path.name}:{number}: not JSON ({error})")
-            previous = line
-            continue
-        expected = _line_sha256(previous) if previous is not None else None
-        if record.get("prev_sha256") != expected:
-            problems.append(f"{path.name}:{number}: prev_sha256 {record.get('prev_sha256')} != {expected}: "
-                            "a line before it was rewritten, reordered or deleted")
-        previous = line
-    return problems
-
-
-# ---------------------------------------------------------------------------------------------
-# Evidence
-
-
-def _utc(now: datetime | None) -> str:
-    moment = now or datetime.now(UTC)
-    if moment.tzinfo is None:
-        raise ValueError("pass an aware datetime (UTC)")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+# Evidence (signed statements in the append-only records: lastmile.evidence, lastmile.records)
 
 
 def git_commit(repo: Path = REPO_ROOT) -> str:
@@ -202,71 +138,74 @@ def record_verification(
     *,
     verifier: str,
     git_commit: str,
+    slot: str = "blue",
     endpoint_config_name: str | None = None,
     k8s_revision: str | None = None,
     outcome: str = "verified",
     detail: str | None = None,
     verified_at: datetime | None = None,
-    provenance: str = "manual",
+    now: datetime | None = None,
     ci_run: str | None = None,
     golden: dict[str, Any] | None = None,
+    signer: Any | None = None,
     records_dir: Path = RECORDS_DIR,
 ) -> dict[str, Any]:
-    """Append the result of a post-deploy check of ``stack`` to promotions/verifications.jsonl.
+    """Append the result of a post-deploy check of ``stack`` to promotions/verifications.jsonl, as an in-toto
+    Statement in a DSSE envelope, signed by ``signer`` (a key of promotions/trusted-keys/, which the deploy
+    workflow holds) or unsigned (``signer=None``: manual evidence, never accepted for prod).
 
     Call it from ``lastmile.verify`` (SageMaker: ``endpoint_config_name`` the endpoint really runs) or from
     an on-prem smoke/readiness check (``k8s_revision``: the Deployment revision or pod-template hash
-    that served the smoke requests). ``outcome="failed"`` revokes earlier evidence for the release.
-    ``provenance``: ``ci`` when a deploy workflow run wrote it (``ci_run`` is that run's URL), ``manual`` when a
-    person typed it; prod accepts only ``ci`` evidence. ``golden``: the golden-set result
-    (``lastmile.golden.GoldenResult.to_evidence()``) the verification ran against the deployed slot.
+    that served the smoke requests). ``outcome="failed"`` revokes earlier evidence for the release, signed or
+    not. ``verified_at`` (default: now) may not be in the future; the order of records is the file's, not
+    their dates. ``golden``: the golden-set result (``lastmile.golden.GoldenResult.to_evidence()``).
     """
     rel = release if isinstance(release, Release) else Release.from_mapping(release, "release")
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r}: allowed {', '.join(OUTCOMES)}")
     if bool(endpoint_config_name) == bool(k8s_revision):
         raise ValueError("pass exactly one of endpoint_config_name (SageMaker) or k8s_revision (Kubernetes)")
-    record = {
+    recorded = now or datetime.now(UTC)
+    checked = verified_at or recorded
+    if checked > recorded + records.CLOCK_SKEW:
+        raise PromotionError(f"--verified-at {records.utc(checked)} is in the future",
+                             f"a verification is recorded after it ran; now is {records.utc(recorded)}",
+                             "leave --verified-at out (now) or pass the time the check ran")
+    predicate = {
         "stack": stack,
+        "slot": slot,
         **asdict(rel),
         "endpoint_config_name": endpoint_config_name,
         "k8s_revision": k8s_revision,
         "outcome": outcome,
         "detail": detail,
-        "verified_at": _utc(verified_at),
+        "verified_at": records.utc(checked),
+        "recorded_at": records.utc(recorded),
         "verifier": verifier,
         "git_commit": git_commit,
-        "provenance": provenance,
-        "ci_run": ci_run,
+        "ci_run": ci_run if signer is not None else None,
+        "golden": golden,
     }
-    if golden is not None:
-        record["golden"] = golden
-    return append_record(records_dir / VERIFICATIONS, record)
+    body = evidence.statement("verification", predicate, predicate)
+    records.append(records_dir / VERIFICATIONS, evidence.seal(body, signer))
+    return {**predicate, "provenance": "ci" if signer is not None else "manual"}
 
 
 def find_evidence(stack: str, release: Release, records_dir: Path = RECORDS_DIR) -> dict[str, Any] | None:
     """The newest verification of ``release`` in ``stack`` if its outcome is ``verified``, else None."""
-    newest = _newest_verification(stack, release, records_dir)
+    newest = _newest_verification(stack, release, records.require_intact(records_dir)[VERIFICATIONS])
     return newest if newest is not None and newest.get("outcome") == "verified" else None
 
 
-def _newest_verification(stack: str, release: Release, records_dir: Path) -> dict[str, Any] | None:
-    """The latest record by verified_at (file order breaks ties: the file is append-only)."""
-    matching = [(r.get("verified_at", ""), i, r) for i, r in enumerate(read_records(records_dir / VERIFICATIONS))
-                if r.get("stack") == stack and all(r.get(f) == getattr(release, f) for f in RELEASE_FIELDS)]
-    return max(matching, key=lambda item: item[:2])[2] if matching else None
+def _newest_verification(stack: str, release: Release, entries: list[records.Entry]) -> dict[str, Any] | None:
+    """The last record of (stack, release) in chain order: a later ``failed`` revokes, whatever the dates say."""
+    matching = [e.record for e in entries
+                if e.record["stack"] == stack and all(e.record[f] == getattr(release, f) for f in RELEASE_FIELDS)]
+    return matching[-1] if matching else None
 
 
 # ---------------------------------------------------------------------------------------------
 # Stack files (ruamel round trip: comments, order and quoting stay)
-
-
-def _yaml() -> YAML:
-    rt = YAML(typ="rt")
-    rt.preserve_quotes = True
-    rt.width = 4096
-    rt.indent(mapping=2, sequence=4, offset=2)
-    return rt
 
 
 def stack_file(stacks_dir: Path, stack: str) -> Path:
@@ -281,7 +220,7 @@ def promotion_path(topology: str, stacks_dir: Path = STACKS_DIR) -> list[str]:
 
 def _load(path: Path) -> tuple[Any, str]:
     text = path.read_text()
-    return _yaml().load(text), text
+    return round_trip_yaml().load(text), text
 
 
 def _serving(document: Any, stack: str) -> Any:
@@ -357,18 +296,25 @@ def _is_rollback(idle: Release, active: Release) -> bool:
     return idle.model != active.model or _version_key(idle.version) <= _version_key(active.version)
 
 
-def require_intact_records(records_dir: Path) -> None:
-    """Refuse to use the records when a line was edited, removed or reordered (the sha256 chain breaks)."""
-    problems = check_chain(records_dir / VERIFICATIONS) + check_chain(records_dir / PROMOTION_LOG)
-    if records_dir.resolve().is_relative_to(REPO_ROOT.resolve()) and (REPO_ROOT / ".git").exists():
-        # The chain cannot guard its own last line: the committed file must still be a prefix of today's.
-        problems += check_prefix(records_dir / VERIFICATIONS, "HEAD") + check_prefix(records_dir / PROMOTION_LOG, "HEAD")
-    if problems:
-        raise PromotionError("the promotion records are not intact: " + "; ".join(problems),
-                             "evidence is trusted only when each line is chained to the one before it "
-                             "(prev_sha256); a hand-edited line breaks the chain",
-                             "restore the files from git (git checkout -- promotions/) and record again with "
-                             "`lastmile promote record-verification`; `lastmile promote check-log` shows the chain")
+def _only_the_slot_changed(stack: str, before: str, after: str, slot: str) -> None:
+    """The edit changed the target slot and nothing else (an anchor or alias shared with another value would
+    carry the change there): PromotionError otherwise."""
+    old, new = round_trip_yaml().load(before), round_trip_yaml().load(after)
+    old_serving, new_serving = old["config"][SERVING_KEY], new["config"][SERVING_KEY]
+    old_serving["slots"][slot] = new_serving["slots"][slot]
+    if _plain(old) != _plain(new):
+        raise PromotionError(f"promoting into stacks/Pulumi.{stack}.yaml slot {slot} would change other values too",
+                             "the slot shares YAML anchors or aliases with other parts of the file",
+                             f"write slot {slot}'s release out in full (no &anchor, *alias or <<: merge), then "
+                             "promote again")
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
 
 
 def _check_command(topology: str, stack: str) -> str:
@@ -379,13 +325,6 @@ def _check_command(topology: str, stack: str) -> str:
 
 def _deployment_flag(topology: str) -> str:
     return "--k8s-revision <revision>" if topology == "onprem" else "--endpoint-config-name <name>"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(temp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,10 +345,12 @@ def promote(
     commit: str | None = None,
     dry_run: bool = False,
     overwrite_rollback: bool = False,
+    signer: Any | None = None,
     stacks_dir: Path = STACKS_DIR,
     records_dir: Path = RECORDS_DIR,
 ) -> PromotionResult:
-    """Copy the source slot's release into the target stack and log it; see the module docstring."""
+    """Copy the source slot's release into the target stack and log it (a statement sealed by ``signer``, or
+    unsigned when None); see the module docstring."""
     source, target = f"{topology}-{source_env}", f"{topology}-{target_env}"
     path = promotion_path(topology, stacks_dir)
     for env, stack in ((source_env, source), (target_env, target)):
@@ -436,9 +377,10 @@ def promote(
                              "a forced promotion is recorded with its written reason for review",
                              f"pass --reason \"<why, at least {MIN_REASON_CHARS} characters>\"")
 
-    require_intact_records(records_dir)
+    verifications = records.require_intact(records_dir)[VERIFICATIONS]
     source_doc, _ = _load(stack_file(stacks_dir, source))
-    target_doc, target_text = _load(stack_file(stacks_dir, target))
+    target_file = StackText.read(stack_file(stacks_dir, target))
+    target_doc, target_text = target_file.document, target_file.text
     source_serving, target_serving = _serving(source_doc, source), _serving(target_doc, target)
 
     from_slot = _resolve_slot(source_serving, source_slot)
@@ -452,9 +394,10 @@ def promote(
     if served is not None:  # the target holds it already: nothing moves, so no evidence is needed
         return PromotionResult(source, target, served, release, changed=False, diff="",
                                target_active_slot=str(target_serving["active_slot"]))
-    evidence = find_evidence(source, release, records_dir)
-    if evidence is None:
-        failed = _newest_verification(source, release, records_dir)
+    newest = _newest_verification(source, release, verifications)
+    proof = newest if newest is not None and newest["outcome"] == "verified" else None
+    if proof is None:
+        failed = newest
         why = (f"its newest verification there ({failed['verified_at']}, {failed['verifier']}) failed"
                + (f": {failed['detail']}" if failed.get("detail") else "")
                if failed else f"no verification of it in {source} is recorded in promotions/{VERIFICATIONS}")
@@ -464,16 +407,19 @@ def promote(
                              f"promote record-verification --stack {source} {_deployment_flag(topology)} "
                              "--verifier <who checked>`; then promote again")
 
-    if target_env == "prod" and evidence.get("provenance") != "ci":
-        raise PromotionError(f"{release.label()} has only manual evidence in {source}; prod needs evidence a "
-                             "deployment workflow recorded",
-                             f"the verification relied on ({evidence['verified_at']}, {evidence['verifier']}) was "
-                             f"typed by hand (provenance {evidence.get('provenance') or 'manual'!r}); a release "
-                             "reaches prod only on evidence the deploy workflow wrote after `lastmile verify` (or "
-                             "the on-prem readiness check) passed",
-                             f"deploy {source} through the deploy workflow, which verifies and records the result; "
-                             "manual evidence cannot be forced into prod")
-    golden = evidence.get("golden") or {}
+    if target_env == "prod" and proof["signed_by"] is None:
+        raise PromotionError(f"{release.label()} has only manual evidence in {source}; prod needs evidence signed "
+                             "by a trusted CI key",
+                             f"the verification relied on (promotions/{VERIFICATIONS}, {proof['verified_at']}, "
+                             f"{proof['verifier']}) is unsigned: a person recorded it, or a run without "
+                             f"{' or '.join(evidence.SIGNER_ENVS)}; environment variables such as GITHUB_ACTIONS "
+                             "prove nothing. A release reaches prod only on a statement signed by a key of "
+                             "promotions/trusted-keys/ allowed for "
+                             f"{records.environment_of(source)}, which the deploy workflow holds and people do not",
+                             f"deploy {source} through the deploy workflow, which verifies and signs the result, "
+                             "then `lastmile promote import-verifications` its evidence; manual evidence cannot be "
+                             "forced into prod")
+    golden = proof.get("golden") or {}
     if target_env == "prod" and not golden.get("passed"):
         raise PromotionError(f"{release.label()} has no passed golden set in its evidence from {source}",
                              "a release reaches prod only after its golden inference (the rows pinned in "
@@ -509,9 +455,8 @@ def promote(
     else:
         for f in RELEASE_FIELDS:
             current[f] = getattr(promoted, f)
-    buffer = io.StringIO()
-    _yaml().dump(target_doc, buffer)
-    new_text = buffer.getvalue()
+    new_text = target_file.render(target_doc)
+    _only_the_slot_changed(target, target_text, new_text, to_slot)
     _validate(target, new_text, stacks_dir)
     diff = "".join(difflib.unified_diff(target_text.splitlines(True), new_text.splitlines(True),
                                         f"a/stacks/Pulumi.{target}.yaml", f"b/stacks/Pulumi.{target}.yaml"))
@@ -519,9 +464,8 @@ def promote(
         return PromotionResult(source, target, to_slot, promoted, changed=True, diff=diff, target_active_slot=active,
                                replaced=replaced_words)
 
-    _write_atomic(stack_file(stacks_dir, target), new_text)
-    record = append_record(records_dir / PROMOTION_LOG, {
-        "promoted_at": _utc(now),
+    record = {
+        "promoted_at": records.utc(now or datetime.now(UTC)),
         "topology": topology,
         "from": source,
         "to": target,
@@ -531,8 +475,8 @@ def promote(
         "release": asdict(promoted),
         "replaced": replaced,
         "overwrote_rollback_release": bool(replaced_words and overwrite_rollback and "rollback" in replaced_words),
-        "evidence": {k: evidence.get(k) for k in ("verified_at", "verifier", "endpoint_config_name", "k8s_revision",
-                                                  "git_commit")},
+        "evidence": {k: proof.get(k) for k in ("verified_at", "verifier", "endpoint_config_name", "k8s_revision",
+                                               "git_commit", "signed_by", "statement_sha256")},
         "skipped": [f"{topology}-{e}" for e in skipped],
         "forced": bool(force),
         "reason": reason.strip() if force and reason else None,
@@ -540,13 +484,16 @@ def promote(
         "git_commit": commit or git_commit(),
         "next_step": (f"serving: a reviewed change of active_slot {active} -> {to_slot}" if to_slot != active
                       else "serving: merging this change rolls the release out"),
-    })
+    }
+    envelope = evidence.seal(evidence.statement("promotion", record["release"], record), signer)
+    target_file.write(new_text)
+    records.append(records_dir / PROMOTION_LOG, envelope)
     return PromotionResult(source, target, to_slot, promoted, changed=True, diff=diff, record=record,
                            target_active_slot=active, replaced=replaced_words)
 
 
 def status(topology: str, stacks_dir: Path = STACKS_DIR, records_dir: Path = RECORDS_DIR) -> list[str]:
-    require_intact_records(records_dir)
+    verifications = records.require_intact(records_dir)[VERIFICATIONS]
     lines = []
     for env in promotion_path(topology, stacks_dir):
         stack = f"{topology}-{env}"
@@ -556,10 +503,11 @@ def status(topology: str, stacks_dir: Path = STACKS_DIR, records_dir: Path = REC
             if slot not in serving["slots"]:
                 continue
             release = Release.from_mapping(dict(serving["slots"][slot]), f"{stack} slot {slot}")
-            evidence = find_evidence(stack, release, records_dir)
+            newest = _newest_verification(stack, release, verifications)
             mark = "active" if slot == serving["active_slot"] else "idle"
-            proof = (f"verified {evidence['verified_at']} by {evidence['verifier']} "
-                     f"({'workflow' if evidence.get('provenance') == 'ci' else 'manual'})" if evidence else "not verified")
+            proof = "not verified" if newest is None else (
+                f"{newest['outcome']} {newest['verified_at']} by {newest['verifier']} "
+                + (f"(signed: {newest['signed_by']})" if newest["signed_by"] else "(unsigned: manual)"))
             lines.append(f"{stack:<18} {slot:<5} ({mark:<6}) {release.model} {release.version}  {proof}")
     return lines
 
@@ -584,14 +532,13 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     if missing:
         args.parser.error(f"the following arguments are required: {', '.join(missing)} (or name a verb)")
     try:
+        signer = _signer(args, f"{args.topology}-{args.target}")
         result = promote(args.topology, args.source, args.target, source_slot=args.slot, into=args.into,
                          force=args.force, reason=args.reason, actor=args.actor, now=_parse_time(args.now),
                          commit=args.git_commit, dry_run=args.dry_run, overwrite_rollback=args.overwrite_rollback,
-                         stacks_dir=Path(args.stacks_dir),
-                         records_dir=Path(args.records_dir))
+                         signer=signer, stacks_dir=Path(args.stacks_dir), records_dir=Path(args.records_dir))
     except PromotionError as error:
-        print(f"lastmile promote: refused, nothing was written: {error}", file=sys.stderr)
-        return ExitCode.REFUSED
+        return _refused("lastmile promote", error, "nothing was written")
     if not result.changed:
         print(f"{result.release.label()} is already in {result.target_stack} slot {result.target_slot} "
               f"({'active' if result.target_slot == result.target_active_slot else 'idle'}): nothing to promote"
@@ -604,17 +551,27 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     if result.replaced:
         print(f"it replaces {result.replaced}")
     if result.record:
-        print(f"recorded in promotions/{PROMOTION_LOG}; next: {result.record['next_step']}")
-    return 0
+        print(f"recorded in promotions/{PROMOTION_LOG} ({_sealed_words(signer)}); next: {result.record['next_step']}")
+    return ExitCode.OK
 
 
-def ci_provenance(environ: dict[str, str] | None = None) -> tuple[str, str | None]:
-    """("ci", run URL) inside a GitHub Actions run (the deploy workflow), else ("manual", None)."""
-    env = os.environ if environ is None else environ
-    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_RUN_ID"):
-        server, repo = env.get("GITHUB_SERVER_URL", "https://github.com"), env.get("GITHUB_REPOSITORY", "?")
-        return "ci", f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}"
-    return "manual", None
+def _refused(verb: str, error: PromotionError, consequence: str) -> int:
+    """Print a refusal (exit 2) or a check that could not run (exit 3); the error knows its code."""
+    words = "could not check" if isinstance(error, CannotCheck) else "refused"
+    print(f"{verb}: {words}, {consequence}: {error}", file=sys.stderr)
+    return int(error.exit_code)
+
+
+def _signer(args: argparse.Namespace, stack: str) -> Any | None:
+    """The signing key the environment names (LASTMILE_EVIDENCE_KEY, _KEY_FILE or _KMS_KEY), or None."""
+    keys = records.trusted_keys(Path(args.records_dir))
+    return evidence.signer_from_env(os.environ, keys, records.environment_of(stack))
+
+
+def _sealed_words(signer: Any | None) -> str:
+    if signer is None:
+        return "unsigned: manual, not accepted as evidence for prod"
+    return f"signed by trusted key {signer.public_key.keyid[:16]}"
 
 
 def verified_release(stack: str, slot_choice: str, *, endpoint_config_name: str | None, k8s_revision: str | None,
@@ -627,16 +584,7 @@ def verified_release(stack: str, slot_choice: str, *, endpoint_config_name: str 
     ``<endpoint name>-<12 hex>`` (infra/topologies/aws.py), Kubernetes revisions ``<namespace>/<slot>/<n>``
     (the deploy workflow's readiness step). Raises PromotionError naming the field, value and fix.
     """
-    from infra.settings.loader import ConfigError
-    from lastmile.stackfile import StackFileError, stack_settings
-
-    try:
-        settings = stack_settings(stack, stacks_dir)
-    except FileNotFoundError as error:
-        raise PromotionError(f"--stack {stack}", str(error).splitlines()[0], "name a stack of stacks/") from None
-    except (ConfigError, StackFileError) as error:
-        raise PromotionError(f"--stack {stack}: its stack file would not deploy, so nothing of it can have been "
-                             "verified", str(error), "fix the stack file first") from None
+    settings = _deployable_settings(stack, stacks_dir)
     serving = settings.serving
     slot = _resolve_slot({"active_slot": serving.active_slot.value}, slot_choice)
     served = {serving.active_slot.value} | ({serving.shadow_slot.value} if serving.shadow_slot else set())
@@ -646,6 +594,28 @@ def verified_release(stack: str, slot_choice: str, *, endpoint_config_name: str 
                              "pass --slot active (default)" + (" or the shadow slot" if serving.shadow_slot else ""))
     release = Release(**serving.slots[serving.active_slot if slot == serving.active_slot.value else
                                       serving.shadow_slot].model_dump(include=set(RELEASE_FIELDS)))
+    check_deployment(settings, stack, slot, endpoint_config_name=endpoint_config_name, k8s_revision=k8s_revision)
+    return slot, release
+
+
+def _deployable_settings(stack: str, stacks_dir: Path) -> Any:
+    """The stack's settings as ``pulumi up`` parses them; PromotionError when there is no such stack or it would
+    not deploy."""
+    from infra.settings.loader import ConfigError
+    from lastmile.stackfile import StackFileError, stack_settings
+
+    try:
+        return stack_settings(stack, stacks_dir)
+    except FileNotFoundError as error:
+        raise PromotionError(f"--stack {stack}", str(error).splitlines()[0], "name a stack of stacks/") from None
+    except (ConfigError, StackFileError) as error:
+        raise PromotionError(f"--stack {stack}: its stack file would not deploy, so nothing of it can have been "
+                             "verified", str(error), "fix the stack file first") from None
+
+
+def check_deployment(settings: Any, stack: str, slot: str, *, endpoint_config_name: str | None,
+                     k8s_revision: str | None) -> None:
+    """The deployment named has the shape lastmile gives ``stack``'s deployments; PromotionError otherwise."""
     if settings.aws is not None:
         from infra.topologies.aws import endpoint_config_name_pattern, sagemaker_endpoint_name
 
@@ -670,42 +640,48 @@ def verified_release(stack: str, slot_choice: str, *, endpoint_config_name: str 
                                  f"as {namespace}/{slot}/<Deployment revision>",
                                  f"pass --k8s-revision {namespace}/{slot}/<the deployment.kubernetes.io/revision "
                                  "annotation of the slot's Deployment>")
-    return slot, release
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
+    verb, consequence = "lastmile promote record-verification", "nothing was recorded"
     try:
-        require_intact_records(Path(args.records_dir))
+        records.require_intact(Path(args.records_dir))
         slot, release = verified_release(args.stack, args.slot, endpoint_config_name=args.endpoint_config_name,
                                          k8s_revision=args.k8s_revision, stacks_dir=Path(args.stacks_dir))
         verified_at = _parse_time(args.verified_at)
+        signer = _signer(args, args.stack)
         golden = _golden_check(args, release)
+        outcome, detail = args.outcome, args.detail
+        if golden is not None and not golden.passed:
+            outcome, detail = "failed", golden.message()  # a failing golden set revokes the release's evidence
+        record = record_verification(args.stack, release, slot=slot, verifier=args.verifier,
+                                     git_commit=args.git_commit or git_commit(),
+                                     endpoint_config_name=args.endpoint_config_name, k8s_revision=args.k8s_revision,
+                                     outcome=outcome, detail=detail, verified_at=verified_at, ci_run=_ci_run(),
+                                     golden=golden.to_evidence() if golden is not None else None, signer=signer,
+                                     records_dir=Path(args.records_dir))
     except PromotionError as error:
-        print(f"lastmile promote record-verification: refused, nothing was recorded: {error}", file=sys.stderr)
-        return ExitCode.REFUSED
+        return _refused(verb, error, consequence)
     except _GoldenUnavailable as error:
-        print(f"lastmile promote record-verification: could not ask the endpoint, nothing was recorded: {error}",
-              file=sys.stderr)
+        print(f"{verb}: could not ask the endpoint, {consequence}: {error}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
-    outcome, detail = args.outcome, args.detail
-    if golden is not None and not golden.passed:
-        outcome, detail = "failed", golden.message()  # a failing golden set revokes the release's evidence
-    provenance, run = ci_provenance()
-    record = record_verification(args.stack, release, verifier=args.verifier, git_commit=args.git_commit or git_commit(),
-                                 endpoint_config_name=args.endpoint_config_name, k8s_revision=args.k8s_revision,
-                                 outcome=outcome, detail=detail, verified_at=verified_at,
-                                 provenance=provenance, ci_run=run,
-                                 golden=golden.to_evidence() if golden is not None else None,
-                                 records_dir=Path(args.records_dir))
     if golden is not None:
         print(golden.message(), file=sys.stdout if golden.passed else sys.stderr)
     print(f"recorded: {args.stack} slot {slot} {release.label()} {record['outcome']} at {record['verified_at']} "
-          f"({'by the workflow run ' + run if run else 'manual: typed by hand, not accepted as evidence for prod'})")
+          f"({_sealed_words(signer)})")
     if golden is not None and not golden.passed:
-        print(f"lastmile promote record-verification: the golden set failed: {release.label()} is not promoted "
-              f"from {args.stack} and must not receive traffic", file=sys.stderr)
+        print(f"{verb}: the golden set failed: {release.label()} is not promoted from {args.stack} and must not "
+              "receive traffic", file=sys.stderr)
         return ExitCode.FINDINGS
     return ExitCode.OK
+
+
+def _ci_run() -> str | None:
+    """The workflow run's URL, kept in a signed statement as a pointer to its logs (it proves nothing by itself)."""
+    if not os.environ.get("GITHUB_RUN_ID"):
+        return None
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    return f"{server}/{os.environ.get('GITHUB_REPOSITORY', '?')}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
 
 
 class _GoldenUnavailable(Exception):
@@ -732,63 +708,97 @@ def _golden_check(args: argparse.Namespace, release: Release) -> Any:
 
 
 def _stack_region(stack: str, stacks_dir: Path) -> str | None:
-    document = _yaml().load((stacks_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
+    document = round_trip_yaml().load((stacks_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
     return ((document.get("config") or {}).get(f"{NAMESPACE}:aws") or {}).get("region")
 
 
-def check_prefix(path: Path, rev: str, repo: Path = REPO_ROOT) -> list[str]:
-    """The file at git ``rev`` must be a byte prefix of the file now: only appends since ``rev``."""
-    relative = path.resolve().relative_to(repo.resolve()).as_posix()
-    shown = subprocess.run(["git", "show", f"{rev}:{relative}"], cwd=repo, capture_output=True)
-    if shown.returncode != 0:
-        return []  # the file did not exist at rev: everything in it is an append
-    now = path.read_bytes() if path.is_file() else b""
-    if not now.startswith(shown.stdout):
-        return [f"{relative}: differs from {rev} before its end: earlier lines were rewritten or removed "
-                "(the promotion records are append-only; restore them and append instead)"]
+def import_records(sources: list[Path], records_dir: Path, stacks_dir: Path = STACKS_DIR) -> tuple[int, int]:
+    """Append the verification statements of ``sources`` (CI evidence files) to the records, each checked first.
+
+    Every line of every file must pass what a read checks (its file's chain, envelope, signatures, schema, no
+    future date) and be about a stack of ``stacks_dir`` with a deployment of that stack's shape and a release
+    model_artifacts/manifest.json pins; a ``verified`` statement must be signed by a trusted key (CI evidence is
+    signed; a ``failed`` one revokes signed or not). Otherwise PromotionError naming every bad line, and nothing
+    is appended. Envelopes are appended unchanged, oldest ``recorded_at`` first, re-chained; statements already
+    in the records are skipped. Returns (appended, already present)."""
+    current = records.require_intact(records_dir)[VERIFICATIONS]
+    keys = records.trusted_keys(records_dir)
+    problems, incoming = [], []
+    for source in sources:
+        entries, found = records.read(source, keys)
+        problems += [f"{source}: {problem}" for problem in found]
+        lines = {n: json.loads(line) for n, line in enumerate(source.read_bytes().splitlines(), 1) if line.strip()}
+        for entry in entries:
+            problems += [f"{source}:{entry.line}: {problem}" for problem in _import_problems(entry, stacks_dir)]
+            incoming.append((entry.record["recorded_at"], entry, lines[entry.line]["dsse"]))
+    if problems:
+        raise PromotionError("the evidence to import was refused: " + "; ".join(problems),
+                             "imported statements become promotion evidence, so each is checked as if it had been "
+                             "recorded here",
+                             "import the verifications.jsonl files the deploy workflow uploaded, unedited; record "
+                             "manual evidence with `lastmile promote record-verification` instead")
+    present = {entry.opened.payload_sha256 for entry in current}
+    added = 0
+    for _, entry, envelope in sorted(incoming, key=lambda item: item[0]):
+        if entry.opened.payload_sha256 not in present:
+            records.append(records_dir / VERIFICATIONS, envelope)
+            present.add(entry.opened.payload_sha256)
+            added += 1
+    return added, len(incoming) - added
+
+
+def _import_problems(entry: records.Entry, stacks_dir: Path) -> list[str]:
+    from infra.manifest import load_manifest
+
+    record = entry.record
+    if record["outcome"] == "verified" and record["signed_by"] is None:
+        return ["an unsigned `verified` statement: imported evidence must be signed by a key of "
+                "promotions/trusted-keys/ (the deploy workflow's)"]
+    try:
+        settings = _deployable_settings(record["stack"], stacks_dir)
+        check_deployment(settings, record["stack"], record["slot"], endpoint_config_name=record["endpoint_config_name"],
+                         k8s_revision=record["k8s_revision"])
+    except PromotionError as error:
+        return [f"{error.what}: {error.why}"]
+    pinned = load_manifest().get((record["model"], record["version"]))
+    if pinned is None or pinned.sha256 != record["sha256"]:
+        return [f"release {record['model']} {record['version']} sha256 {record['sha256'][:12]} is not pinned by "
+                "model_artifacts/manifest.json"]
+    if settings.aws is not None and record["image"] not in pinned.sagemaker_images.values():
+        return [f"image {record['image']!r} is not a SageMaker image the manifest pins for {record['model']}"]
     return []
 
 
-def import_records(sources: list[Path], target: Path) -> int:
-    """Append the records of ``sources`` (e.g. CI evidence files) to ``target``, re-chained, oldest first."""
-    records = [r for source in sources for r in read_records(source)]
-    for record in sorted(records, key=lambda r: (r.get("verified_at", ""), r.get("stack", ""))):
-        append_record(target, {k: v for k, v in record.items() if k != "prev_sha256"})
-    return len(records)
-
-
 def _cmd_import(args: argparse.Namespace) -> int:
-    problems = [f"{path}: no such file" for path in args.files if not Path(path).is_file()]
-    problems += [problem for path in args.files if Path(path).is_file() for problem in check_chain(Path(path))]
+    missing = [f"{path}: no such file" for path in args.files if not Path(path).is_file()]
     try:
-        require_intact_records(Path(args.records_dir))
+        if missing:
+            raise PromotionError("the evidence to import was refused: " + "; ".join(missing), "nothing to read",
+                                 "name the verifications.jsonl files the deploy workflow uploaded")
+        added, present = import_records([Path(f) for f in args.files], Path(args.records_dir), Path(args.stacks_dir))
     except PromotionError as error:
-        problems.append(str(error))
-    if problems:
-        print("lastmile promote import-verifications: refused, nothing was appended:\n  " + "\n  ".join(problems)
-              + "\n  fix: import the verifications.jsonl files the deploy workflow uploaded, unedited", file=sys.stderr)
-        return ExitCode.REFUSED
-    count = import_records(args.files, Path(args.records_dir) / VERIFICATIONS)
-    print(f"appended {count} verification record(s) to promotions/{VERIFICATIONS}")
-    return 0
+        return _refused("lastmile promote import-verifications", error, "nothing was appended")
+    print(f"appended {added} verification record(s) to promotions/{VERIFICATIONS}"
+          + (f"; {present} already there" if present else ""))
+    return ExitCode.OK
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    records = Path(args.records_dir)
-    problems = check_chain(records / VERIFICATIONS) + check_chain(records / PROMOTION_LOG)
-    if args.against:
-        known = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{args.against}^{{commit}}"], cwd=REPO_ROOT,
-                               capture_output=True, text=True)
-        if known.returncode != 0:
-            print(f"lastmile promote check-log: --against {args.against!r} names no commit in this repository\n"
-                  "  allowed: a branch, tag or commit (the pull request's base)\n"
-                  "  fix: fetch it (git fetch origin) or correct the name", file=sys.stderr)
-            return ExitCode.REFUSED
-        problems += check_prefix(records / VERIFICATIONS, args.against) + check_prefix(records / PROMOTION_LOG, args.against)
+    directory = Path(args.records_dir)
+    try:
+        keys = records.trusted_keys(directory)
+        read_files = {name: records.read(directory / name, keys) for name in (VERIFICATIONS, PROMOTION_LOG)}
+        problems = [problem for _, found in read_files.values() for problem in found]
+        if args.against:
+            problems += [p for name in read_files for p in records.check_prefix(directory / name, args.against)]
+    except PromotionError as error:
+        return _refused("lastmile promote check-log", error, "the records were not checked")
     for problem in problems:
         print(problem, file=sys.stderr)
-    counts = {name: len(read_records(records / name)) for name in (VERIFICATIONS, PROMOTION_LOG)}
-    print(f"{'broken' if problems else 'intact'}: " + ", ".join(f"{name} {n} line(s)" for name, n in counts.items()))
+    signed = sum(1 for entries, _ in read_files.values() for e in entries if e.opened.signed_by)
+    print(f"{'broken' if problems else 'intact'}: "
+          + ", ".join(f"{name} {len(entries)} good line(s)" for name, (entries, _) in read_files.items())
+          + f"; {signed} signed by a trusted key, the others unsigned (manual)")
     return ExitCode.FINDINGS if problems else ExitCode.OK
 
 
@@ -796,13 +806,56 @@ def _cmd_status(args: argparse.Namespace) -> int:
     try:
         lines = status(args.topology, Path(args.stacks_dir), Path(args.records_dir))
     except PromotionError as error:
-        print(f"lastmile promote status: refused: {error}", file=sys.stderr)
-        return ExitCode.REFUSED
+        return _refused("lastmile promote status", error, "nothing to show")
     if not lines:
         print(f"lastmile promote status: no stacks for topology {args.topology!r}\n  allowed: aws, onprem, hybrid\n"
               "  fix: pass --topology aws, onprem or hybrid", file=sys.stderr)
         return ExitCode.REFUSED
     print("\n".join(lines))
+    return ExitCode.OK
+
+
+def trust_key(name: str, environments: list[str], *, generate_ed25519: Path | None = None,
+              kms_key: str | None = None, records_dir: Path = RECORDS_DIR) -> Path:
+    """Write promotions/trusted-keys/NAME.json for a new Ed25519 key (its private half to ``generate_ed25519``,
+    mode 0600, for the CI secret) or for an AWS KMS key (its public half read with kms:GetPublicKey)."""
+    from infra.settings.common import Environment
+
+    allowed = [e.value for e in Environment]
+    wrong = [e for e in environments if e not in allowed]
+    if wrong or not environments or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise PromotionError(f"--name {name!r} --environments {','.join(environments)!r}",
+                             f"a name of lowercase letters, digits and '-'; environments among {', '.join(allowed)}",
+                             "e.g. --name ci-ed25519 --environments dev,staging,prod")
+    target = records_dir / records.TRUSTED_KEYS / f"{name}.json"
+    if target.exists() or (generate_ed25519 is not None and generate_ed25519.exists()):
+        raise PromotionError(f"{target if target.exists() else generate_ed25519} exists", "a key is never overwritten",
+                             "pick another --name or path; to retire a key, delete its file in a reviewed change")
+    if kms_key is not None:
+        public, where = evidence.kms_public_key(kms_key), f"AWS KMS key {kms_key} ({evidence.KMS_KEY_ENV})"
+    else:
+        public, private = evidence.generate_ed25519()
+        assert generate_ed25519 is not None
+        generate_ed25519.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(generate_ed25519, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            out.write(private)
+        where = f"Ed25519 private key in the CI secret {evidence.KEY_ENV}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(evidence.trusted_key_document(public, environments, where))
+    return target
+
+
+def _cmd_trust_key(args: argparse.Namespace) -> int:
+    try:
+        path = trust_key(args.name, [e for e in args.environments.split(",") if e],
+                         generate_ed25519=args.generate_ed25519, kms_key=args.kms_key,
+                         records_dir=Path(args.records_dir))
+    except PromotionError as error:
+        return _refused("lastmile promote trust-key", error, "nothing was written")
+    print(f"wrote {path}: commit it in a pull request (CODEOWNERS reviews promotions/trusted-keys/)")
+    if args.generate_ed25519:
+        print(f"the private key is in {args.generate_ed25519} (mode 0600): store it as the CI secret "
+              f"{evidence.KEY_ENV} of the deploy environments, then delete the file; never commit it")
     return ExitCode.OK
 
 
@@ -856,9 +909,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     record.set_defaults(func=_cmd_record)
 
     imported = verbs.add_parser("import-verifications", help="append verification records written by CI jobs",
-                                description="Append verification records written elsewhere (CI jobs) to the evidence.")
+                                description="Append verification records written elsewhere (CI jobs) to the evidence, "
+                                            "each checked (signature, stack, deployment, release, schema) first.")
     imported.add_argument("files", nargs="*", type=Path, metavar="FILE", help="verifications.jsonl files")
-    _dirs(imported, stacks=False)
+    _dirs(imported)
     imported.set_defaults(func=_cmd_import)
 
     check = verbs.add_parser("check-log", help="check that the promotion records are intact and append-only",
@@ -866,6 +920,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--against", help="git revision whose records must be a prefix of today's (e.g. the PR base)")
     _dirs(check, stacks=False)
     check.set_defaults(func=_cmd_check)
+
+    trust = verbs.add_parser("trust-key", help="add a public key that may sign evidence (once per team)",
+                             description="Write promotions/trusted-keys/NAME.json: the public half of a signing key "
+                                         "the deploy workflow holds. Commit it in a reviewed pull request.")
+    trust.add_argument("--name", required=True, help="file name of the key, e.g. ci-ed25519")
+    trust.add_argument("--environments", required=True, help="what it may sign, e.g. dev,staging,prod")
+    source = trust.add_mutually_exclusive_group(required=True)
+    source.add_argument("--generate-ed25519", type=Path, metavar="PRIVATE_KEY_FILE",
+                        help="generate an Ed25519 key; its private half goes to this new file, for the CI secret")
+    source.add_argument("--kms-key", help="an AWS KMS asymmetric signing key (id, ARN or alias/NAME)")
+    _dirs(trust, stacks=False)
+    trust.set_defaults(func=_cmd_trust_key)
 
     status_ = verbs.add_parser("status", help="what each stack of a topology serves, verified or not",
                                description="What each stack of a topology serves, and whether it was verified.")

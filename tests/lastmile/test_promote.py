@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lastmile import cli
+from lastmile import cli, evidence, records
 from lastmile import promote as p
 from infra.manifest import load_manifest
 
@@ -53,12 +53,25 @@ def _aws_stack(env: str, blue, green=None, active: str = "blue", region: str = "
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, Path]:
-    stacks, records = tmp_path / "stacks", tmp_path / "promotions"
+    """Three aws stacks and a records directory that trusts a CI key generated for this test (never committed)."""
+    stacks, records_dir = tmp_path / "stacks", tmp_path / "promotions"
     stacks.mkdir()
     (stacks / "Pulumi.aws-dev.yaml").write_text(_aws_stack("dev", V2))
     (stacks / "Pulumi.aws-staging.yaml").write_text(_aws_stack("staging", V2))
     (stacks / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V1))  # one release: green is free
-    return {"stacks": stacks, "records": records}
+    key = tmp_path / "secrets" / "ci.pem"
+    p.trust_key("ci-test", ["dev", "staging", "prod"], generate_ed25519=key, records_dir=records_dir)
+    return {"stacks": stacks, "records": records_dir, "key": key}
+
+
+def _signer(env, stack: str = "aws-staging"):
+    """The CI key, as the deploy workflow loads it (the private key file its secret was written to)."""
+    keys = records.trusted_keys(env["records"])
+    return evidence.signer_from_env({evidence.KEY_FILE_ENV: str(env["key"])}, keys, records.environment_of(stack))
+
+
+def _log(env, name: str = p.PROMOTION_LOG) -> list[dict]:
+    return [entry.record for entry in records.read_checked(env["records"], name)]
 
 
 # What a passed golden check adds to the evidence (lastmile.golden.GoldenResult.to_evidence(); the real check
@@ -67,13 +80,15 @@ GOLDEN_PASSED = {"check": "golden-set", "model": "iris-classifier", "rows": 7, "
 
 
 def _verify(env, stack: str, release, outcome: str = "verified", at: datetime = NOW, detail: str | None = None,
-            provenance: str = "ci", golden: dict | None = GOLDEN_PASSED):
-    """Evidence as the deploy workflow records it (provenance ci, golden set passed); pass provenance="manual" for
+            signed: bool = True, golden: dict | None = GOLDEN_PASSED, records_dir: Path | None = None,
+            config: str = "cfg-1"):
+    """Evidence as the deploy workflow records it (signed by the CI key, golden set passed); pass signed=False for
     typed-by-hand, golden=None for evidence without a golden check."""
     rel = p.Release("iris-classifier", release.version, release.sha256, release.sagemaker_images["eu-west-1"])
-    return p.record_verification(stack, rel, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="cfg-1",
-                                 outcome=outcome, detail=detail, verified_at=at, records_dir=env["records"],
-                                 provenance=provenance, golden=golden)
+    return p.record_verification(stack, rel, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name=config,
+                                 outcome=outcome, detail=detail, verified_at=at, now=at,
+                                 records_dir=records_dir or env["records"], golden=golden,
+                                 signer=_signer(env, stack) if signed else None)
 
 
 def _promote(env, source="staging", target="prod", **kwargs):
@@ -106,7 +121,7 @@ def test_staging_to_prod_changes_exactly_the_idle_release_and_records_it(env):
     assert len(changed) == 5 and all(line.startswith("+ ") for line in changed), changed
     assert "# the switch is its own reviewed change" in after_text
 
-    [record] = p.read_records(env["records"] / p.PROMOTION_LOG)
+    [record] = _log(env)
     assert record["from"] == "aws-staging" and record["to"] == "aws-prod" and record["target_slot"] == "green"
     assert record["release"]["version"] == "1.1.0" and record["replaced"] is None
     assert record["evidence"]["verifier"] == "lastmile.verify" and record["evidence"]["endpoint_config_name"] == "cfg-1"
@@ -150,7 +165,7 @@ def test_skipping_an_environment_is_refused_unless_forced_with_a_reason(env):
 
     result = _promote(env, "dev", "prod", force=True, reason="hotfix INC-42: staging is down for maintenance")
     assert result.changed
-    [record] = p.read_records(env["records"] / p.PROMOTION_LOG)
+    [record] = _log(env)
     assert record["forced"] is True and record["skipped"] == ["aws-staging"]
     assert record["reason"] == "hotfix INC-42: staging is down for maintenance"
 
@@ -167,7 +182,7 @@ def test_into_active_and_already_staged(env):
     assert _promote(env, into="active").target_slot == "blue"
     again = _promote(env, into="active")
     assert not again.changed  # nothing to do, nothing logged twice
-    assert len(p.read_records(env["records"] / p.PROMOTION_LOG)) == 1
+    assert len(_log(env)) == 1
 
 
 def test_missing_idle_slot_is_created_in_slot_order(env):
@@ -193,7 +208,8 @@ def test_a_release_the_target_cannot_deploy_is_refused_before_writing(env):
     staging.write_text(staging.read_text().replace(V2.sha256, "f" * 64))
     bad = p.Release("iris-classifier", "1.1.0", "f" * 64, V2.sagemaker_images["eu-west-1"])
     p.record_verification("aws-staging", bad, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="c",
-                          verified_at=NOW, records_dir=env["records"], provenance="ci", golden=GOLDEN_PASSED)
+                          verified_at=NOW, now=NOW, records_dir=env["records"], golden=GOLDEN_PASSED,
+                          signer=_signer(env))
     before = (env["stacks"] / "Pulumi.aws-prod.yaml").read_text()
     with pytest.raises(p.PromotionError, match="would not deploy"):
         _promote(env)
@@ -218,14 +234,16 @@ def test_records_are_append_only_and_chained(env):
     _promote(env, "staging", "prod", source_slot="green")
     second = log.read_bytes()
     assert second.startswith(first) and len(second.splitlines()) == 2  # earlier lines are never rewritten
-    assert p.check_chain(log) == [] and p.check_chain(env["records"] / p.VERIFICATIONS) == []
+    assert records.check_chain(log) == [] and records.check_chain(env["records"] / p.VERIFICATIONS) == []
+    assert [r["signed_by"] for r in _log(env)] == [None, None]  # promotions made by hand: unsigned, and say so
 
     # A rewritten earlier line breaks the chain, and check-log says where.
     lines = second.splitlines(True)
-    log.write_bytes(lines[0].replace(b'"actor":"test"', b'"actor":"mallory"') + lines[1])
-    assert p.check_chain(log) == [f"{p.PROMOTION_LOG}:2: prev_sha256 "
-                                  f"{json.loads(lines[1])['prev_sha256']} != {p._line_sha256(log.read_bytes().splitlines()[0])}: "
-                                  "a line before it was rewritten, reordered or deleted"]
+    edited = lines[0].replace(b'"prev_sha256":null', b'"prev_sha256":null ')
+    log.write_bytes(edited + lines[1])
+    assert records.check_chain(log) == [f"{p.PROMOTION_LOG}:2: prev_sha256 "
+                                        f"{json.loads(lines[1])['prev_sha256']} != {records.line_sha256(edited)}: "
+                                        "a line before it was rewritten, reordered or deleted"]
     assert cli.main(["promote", "check-log", "--records-dir", str(env["records"])]) == 1
 
 
@@ -241,7 +259,7 @@ def test_record_verification_rejects_ambiguous_deployments(env):
 def test_cli_record_then_promote(env, capsys, monkeypatch):
     from infra.topologies.aws import sagemaker_endpoint_name
 
-    for name in ("GITHUB_ACTIONS", "GITHUB_RUN_ID"):
+    for name in ("GITHUB_ACTIONS", "GITHUB_RUN_ID", *evidence.SIGNER_ENVS):
         monkeypatch.delenv(name, raising=False)
     common = ["--stacks-dir", str(env["stacks"]), "--records-dir", str(env["records"])]
     promote = ["promote", "--topology", "aws", "--from", "staging", "--to", "prod", "--now", "2025-11-21T12:05:00Z",
@@ -252,12 +270,18 @@ def test_cli_record_then_promote(env, capsys, monkeypatch):
     record = ["promote", "record-verification", "--stack", "aws-staging", "--endpoint-config-name", config,
               "--verifier", "lastmile.verify", "--git-commit", COMMIT, "--verified-at", "2025-11-21T12:00:00Z", *common]
     assert cli.main(record) == 0  # typed by hand: manual evidence
-    assert "manual" in capsys.readouterr().out
+    assert "unsigned: manual" in capsys.readouterr().out
     assert cli.main(promote) == 2
     assert "only manual evidence in aws-staging" in capsys.readouterr().err
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # a shell that says it is CI proves nothing
     monkeypatch.setenv("GITHUB_RUN_ID", "42")
-    assert cli.main(record) == 0  # the deploy workflow records it, but without asking the endpoint its golden set
+    assert cli.main(record) == 0
+    assert "unsigned: manual" in capsys.readouterr().out
+    assert cli.main(promote) == 2
+    assert "signed by a trusted CI key" in capsys.readouterr().err
+    monkeypatch.setenv(evidence.KEY_FILE_ENV, str(env["key"]))
+    assert cli.main(record) == 0  # the deploy workflow signs it, but without asking the endpoint its golden set
+    assert "signed by trusted key" in capsys.readouterr().out
     assert cli.main(promote) == 2
     assert "no passed golden set in its evidence from aws-staging" in capsys.readouterr().err
     from lastmile import golden
@@ -277,7 +301,8 @@ def test_cli_record_then_promote(env, capsys, monkeypatch):
     assert "promoted iris-classifier 1.1.0" in out and "next: serving: a reviewed change of active_slot blue -> green" in out
     assert cli.main(["promote", "status", "--topology", "aws", *common]) == 0
     assert ("aws-staging        blue  (active) iris-classifier 1.1.0  verified 2025-11-21T12:00:00Z by lastmile.verify "
-            "(workflow)") in capsys.readouterr().out
+            "(signed: ci-test)") in capsys.readouterr().out
+    assert [r["signed_by"] for r in _log(env)] == ["ci-test"]  # the promotion is signed by the same key
 
 
 def test_promotion_path_follows_the_stacks_present(tmp_path):
@@ -287,37 +312,52 @@ def test_promotion_path_follows_the_stacks_present(tmp_path):
     assert p.promotion_path("hybrid", tmp_path) == ["staging", "prod"]
 
 
-def test_ci_evidence_is_imported_in_time_order_and_rechained(env, tmp_path):
+def test_ci_evidence_is_imported_checked_in_recorded_order_and_rechained(env, tmp_path):
     ci = tmp_path / "ci"
-    late = p.Release("iris-classifier", "1.1.0", V2.sha256, V2.sagemaker_images["eu-west-1"])
-    p.record_verification("aws-prod", late, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="b",
-                          verified_at=datetime(2025, 11, 21, 14, tzinfo=UTC), records_dir=ci / "prod")
-    p.record_verification("aws-dev", late, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="a",
-                          verified_at=NOW, records_dir=ci / "dev")
+    (env["stacks"] / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V2))
+    _verify(env, "aws-prod", V2, at=datetime(2025, 11, 21, 14, tzinfo=UTC), records_dir=ci / "prod",
+            config=_config_name("aws-prod"))
+    _verify(env, "aws-dev", V2, at=NOW, records_dir=ci / "dev", config=_config_name("aws-dev"))
     _verify(env, "aws-staging", V1)  # evidence already in the repository
-    assert p.import_records([ci / "prod" / p.VERIFICATIONS, ci / "dev" / p.VERIFICATIONS],
-                            env["records"] / p.VERIFICATIONS) == 2
-    records = p.read_records(env["records"] / p.VERIFICATIONS)
-    assert [r["stack"] for r in records] == ["aws-staging", "aws-dev", "aws-prod"]
-    assert p.check_chain(env["records"] / p.VERIFICATIONS) == []
-    assert p.find_evidence("aws-dev", late, env["records"])["endpoint_config_name"] == "a"
+    files = [ci / "prod" / p.VERIFICATIONS, ci / "dev" / p.VERIFICATIONS]
+    assert p.import_records(files, env["records"], env["stacks"]) == (2, 0)
+    imported = _log(env, p.VERIFICATIONS)
+    assert [r["stack"] for r in imported] == ["aws-staging", "aws-dev", "aws-prod"]
+    assert all(r["signed_by"] == "ci-test" for r in imported)  # the envelopes are appended unchanged
+    assert p.import_records(files, env["records"], env["stacks"]) == (0, 2)  # twice: nothing appended
+    assert p.find_evidence("aws-dev", p.Release("iris-classifier", "1.1.0", V2.sha256,
+                                                V2.sagemaker_images["eu-west-1"]), env["records"]) is not None
 
 
-def test_check_prefix_against_a_git_revision(tmp_path):
+def _config_name(stack: str) -> str:
+    """An endpoint config name of the shape lastmile gives ``stack``'s deployments."""
+    from infra.topologies.aws import sagemaker_endpoint_name
+
+    return sagemaker_endpoint_name("lastmile", stack, "123456789012", "eu-west-1") + "-0123456789ab"
+
+
+def test_check_prefix_against_a_git_revision_fails_closed(tmp_path, monkeypatch):
     import subprocess
 
     repo = tmp_path / "repo"
     (repo / "promotions").mkdir(parents=True)
     log = repo / "promotions" / p.PROMOTION_LOG
-    p.append_record(log, {"n": 1})
+    records.append(log, {"n": 1})
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "base"], cwd=repo, check=True)
-    p.append_record(log, {"n": 2})
-    assert p.check_prefix(log, "HEAD", repo) == []  # appended only
+    records.append(log, {"n": 2})
+    assert records.check_prefix(log, "HEAD", repo) == []  # appended only
+    assert records.check_prefix(repo / "promotions" / "new.jsonl", "HEAD", repo) == []  # not at HEAD: all appended
     log.write_text(log.read_text().replace('"n":1', '"n":7'))
-    assert "earlier lines were rewritten or removed" in p.check_prefix(log, "HEAD", repo)[0]
+    assert "earlier lines were rewritten or removed" in records.check_prefix(log, "HEAD", repo)[0]
+    with pytest.raises(evidence.CannotCheck, match="'no-such-ref' is unknown"):
+        records.check_prefix(log, "no-such-ref", repo)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no git at all
+    with pytest.raises(evidence.CannotCheck, match="git cannot run") as failed:
+        records.check_prefix(log, "HEAD", repo)
+    assert failed.value.exit_code == 3
 
 
 def test_a_release_the_target_already_serves_is_not_promoted_again(env):
@@ -342,7 +382,8 @@ def test_the_rollback_release_is_kept_unless_overwriting_it_is_confirmed(env):
     staging.write_text(staging.read_text().replace("version: 1.1.0", "version: 1.2.0").replace(V2.sha256, "e" * 64))
     newer = p.Release("iris-classifier", "1.2.0", "e" * 64, V2.sagemaker_images["eu-west-1"])
     p.record_verification("aws-staging", newer, verifier="lastmile.verify", git_commit=COMMIT, endpoint_config_name="c",
-                          verified_at=NOW, records_dir=env["records"], provenance="ci", golden=GOLDEN_PASSED)
+                          verified_at=NOW, now=NOW, records_dir=env["records"], golden=GOLDEN_PASSED,
+                          signer=_signer(env))
     with pytest.raises(p.PromotionError) as refused:
         _promote(env)
     message = str(refused.value)
@@ -371,7 +412,7 @@ def test_a_hand_edited_evidence_line_is_refused_naming_the_line(env):
     lines = path.read_text().splitlines(True)
     # An edited line breaks the hash the next line holds (the last line is guarded by check-log --against, and
     # promote compares the committed file: see the journey tests).
-    path.write_text(lines[0].replace('"verifier":"lastmile.verify"', '"verifier":"me"') + lines[1])
+    path.write_text(lines[0].replace('"prev_sha256":null', '"prev_sha256":null ') + lines[1])
     with pytest.raises(p.PromotionError, match=f"{p.VERIFICATIONS}:2: prev_sha256"):
         _promote(env)
     with pytest.raises(p.PromotionError, match="not intact"):
