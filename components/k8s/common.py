@@ -22,7 +22,29 @@ SLOT_LABEL = "lastmile.dev/slot"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 NAME_LABEL = "app.kubernetes.io/name"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
-DIGEST_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
+
+# Image references: the OCI distribution reference grammar (distribution/reference, which registries, the
+# container runtimes and so the kubelet parse with), written once here.
+#   reference  := [registry "/"] path-component ("/" path-component)* [":" tag] ["@" digest]
+#   registry   := host [":" port]          the first component, when it has a "." or ":", is "localhost",
+#                                          or has an uppercase letter (else it is a path: docker.io's)
+#   host       := domain-component ("." domain-component)* | "[" ipv6 "]"
+#   path-component := [a-z0-9]+ (separator [a-z0-9]+)*    separator := "." | "_" | "__" | "-"+
+#   tag        := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+#   digest     := algorithm ":" hex        the grammar also admits sha512; lastmile pins by sha256 (64
+#                                          lowercase hex), as the manifest and the policy pack do
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_REGISTRY = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+DIGEST_ALGORITHMS = {"sha256": 64}
+IMAGE_NAME_MAX = 255
+DIGEST_IMAGE = re.compile(rf"^(?:{_REGISTRY}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?"
+                          r"@sha256:[0-9a-f]{64}$")
+"""A reference pinned by sha256 digest, as a pattern (``check_image_reference`` says what is wrong)."""
+_IMAGE_ALLOWED = ("an OCI image reference [registry[:port]/]path/name[:tag]@sha256:<64 lowercase hex>: path "
+                  "components lowercase letters and digits joined by '.', '_', '__' or '-'; a registry host of "
+                  "letters, digits, '-' and '.'")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 CIDR = re.compile(r"^[0-9a-fA-F:.]+/\d{1,3}$")
 
@@ -125,6 +147,53 @@ def base_labels(app: str, component: str) -> dict[str, str]:
         PART_OF_LABEL: PART_OF,
         "app.kubernetes.io/managed-by": "pulumi",
     }
+
+
+def image_reference_problem(image: str, *, digest_required: bool = True) -> str | None:
+    """What in ``image`` breaks the OCI distribution reference grammar (above); None when nothing does."""
+    if not isinstance(image, str) or not image:
+        return "empty"
+    name, at, digest = image.partition("@")
+    if at:
+        algorithm, colon, hex_digits = digest.partition(":")
+        length = DIGEST_ALGORITHMS.get(algorithm)
+        if not colon or length is None:
+            return f"digest {digest!r}: the algorithm must be one of {', '.join(DIGEST_ALGORITHMS)} (<algorithm>:<hex>)"
+        if len(hex_digits) != length or not re.fullmatch(r"[0-9a-f]+", hex_digits):
+            return f"digest {digest!r}: {algorithm} takes exactly {length} lowercase hex digits, not {len(hex_digits)}"
+    elif digest_required:
+        return "not pinned by digest (no @sha256:...): a tag can be re-pushed under a running release"
+    last_slash = name.rfind("/")
+    if ":" in name[last_slash + 1:]:
+        name, _, tag = name.rpartition(":")
+        if not re.fullmatch(_TAG, tag):
+            return f"tag {tag!r}: letters, digits, '_', '.', '-', not starting with '.' or '-', at most 128"
+    components = name.split("/")
+    first = components[0]
+    if len(components) > 1 and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        port = first.rpartition(":")[2] if ":" in first.rpartition("]")[2] else ""
+        if not re.fullmatch(_REGISTRY, first) or (port and not 0 < int(port) <= 65535):
+            return f"registry {first!r}: not a host[:port] (letters, digits, '-' inside dot-separated labels)"
+        components = components[1:]
+    for index, component in enumerate(components):
+        if not re.fullmatch(_PATH_COMPONENT, component):
+            return (f"repository path component {component!r}: lowercase letters and digits, joined by one '.', "
+                    "'_' or '__' or by '-'s" + (" (uppercase is not allowed)" if component.lower() != component
+                                               else ""))
+    if len(name) > IMAGE_NAME_MAX:
+        return f"the name is {len(name)} characters; at most {IMAGE_NAME_MAX}"
+    return None
+
+
+def check_image_reference(field: str, image: str, *, digest_required: bool = True) -> list[Problem]:
+    """The one image check of the components' Args and the stack settings: the OCI distribution reference
+    grammar (what a kubelet would refuse to pull is refused here), pinned by digest unless told otherwise."""
+    problem = image_reference_problem(image, digest_required=digest_required)
+    if problem is None:
+        return []
+    return [Problem(field, image, f"{problem}; allowed: {_IMAGE_ALLOWED}",
+                    "copy the reference the registry gives for the pushed image, e.g. "
+                    "docker.io/seldonio/mlserver@sha256:<digest> (crane digest / skopeo inspect resolve a tag)")]
 
 
 def check_dns_label(field: str, value: str) -> list[Problem]:

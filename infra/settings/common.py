@@ -31,7 +31,6 @@ class Strict(BaseModel):
 
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
-DIGEST_PATTERN = r"@sha256:[0-9a-f]{64}$"
 
 
 class Release(Strict):
@@ -40,7 +39,8 @@ class Release(Strict):
     model: str = Field(description="Model name in model_artifacts/manifest.json.", pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     version: str = Field(description="Release version in the manifest.", pattern=r"^\d+\.\d+\.\d+$")
     sha256: str = Field(description="sha256 of the artifact; must equal the manifest and the file.", pattern=SHA256_PATTERN)
-    image: str = Field(description="Serving image. Kubernetes: pinned by @sha256 digest. SageMaker: the manifest's URI.")
+    image: str = Field(description="Serving image. Kubernetes: an OCI image reference pinned by @sha256 digest "
+                                   "(components.k8s.common.check_image_reference). SageMaker: the manifest's URI.")
 
 
 class Serving(Strict):
@@ -51,6 +51,12 @@ class Serving(Strict):
     shadow_slot: Slot | None = Field(
         default=None,
         description="SageMaker only: mirror traffic to this slot's release as a shadow variant. Omitted: no shadow.",
+    )
+    allow_in_place_release: bool = Field(
+        default=False,
+        description="Kubernetes on a cluster: let one update change the active slot's release in place, a rolling "
+                    "update of live traffic gated only by Kubernetes' readiness probes. Omitted: refused by the "
+                    "switch check; release into the idle slot and flip.",
     )
 
     @property

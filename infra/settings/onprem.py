@@ -51,15 +51,14 @@ rollout. The TLS and model-store secrets are still required, and they are render
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 from pydantic import Field, StrictBool, StrictInt
 
-from components.k8s.common import ROLLOUT_TIMEOUT_SECONDS_RANGE, check_cidrs
+from components.k8s.common import ROLLOUT_TIMEOUT_SECONDS_RANGE, check_cidrs, check_image_reference
 from components.k8s.ingress import IngressController
-from infra.settings.common import DIGEST_PATTERN, MISSING, Problem, Strict, Topology
+from infra.settings.common import MISSING, Problem, Strict, Topology
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
@@ -210,17 +209,24 @@ Sections = dict[str, object]
 
 
 def images_by_digest(s: Sections) -> list[Problem]:
-    """Kubernetes pulls what it is told: a tag can move under a running release, a digest cannot."""
+    """Kubernetes pulls what it is told: a tag can move under a running release, a digest cannot; and a
+    reference the kubelet cannot parse (``Docker.io/Seldon/MLServer``, ``seldonio/../mlserver``) is refused
+    here rather than as a pod that never starts (the OCI grammar of ``check_image_reference``)."""
     if s["topology"] not in KUBERNETES_TOPOLOGIES:
         return []
-    return [
-        Problem(f"serving.slots.{slot.value}.image", release.image,
-                "on Kubernetes the serving image must be pinned by digest (<repository>@sha256:<64 hex>); "
-                "a tag can be re-pushed under a running release",
-                "resolve the tag to its digest (crane digest / skopeo inspect) and use <repository>@sha256:<digest>")
-        for slot, release in sorted(s["serving"].slots.items())
-        if not re.search(DIGEST_PATTERN, release.image)
-    ]
+    return [problem for slot, release in sorted(s["serving"].slots.items())
+            for problem in check_image_reference(f"serving.slots.{slot.value}.image", release.image)]
+
+
+def shadow_slot_needs_sagemaker(s: Sections) -> list[Problem]:
+    """A shadow variant is SageMaker's: an on-prem stack has nothing that would mirror traffic to it."""
+    serving = s["serving"]
+    if s["topology"] != Topology.ONPREM or serving.shadow_slot is None:
+        return []
+    return [Problem("serving.shadow_slot", serving.shadow_slot.value,
+                    "only stacks with a SageMaker endpoint (aws, hybrid) mirror traffic to a shadow slot; on "
+                    "an on-prem stack it would do nothing",
+                    "remove serving.shadow_slot; test the idle slot through its preview Service instead")]
 
 
 def served_by_the_onprem_runtime(s: Sections) -> list[Problem]:
@@ -348,6 +354,7 @@ def secrets_present(s: Sections) -> list[Problem]:
 # parsed cleanly and is present.
 ONPREM_RULES: list = [
     (images_by_digest, ("serving", "topology")),
+    (shadow_slot_needs_sagemaker, ("serving", "topology")),
     (served_by_the_onprem_runtime, ("serving", "topology")),
     (restricted_security_context, ("onprem",)),
     (narrow_networks, ("onprem",)),

@@ -64,6 +64,17 @@ CASES = [
          "version: 1.0.0\n        sha256: 0792f2856edf45b34431435100480a4a17269585b7d5723bd352314f6fce0cac"),
     Case("unknown-lastmile-key", synth("aws-dev"), ("lastmile:servng", "unknown key"), "aws-dev", "lastmile:serving:",
          "lastmile:servng:"),
+    # Image references (the OCI distribution reference grammar) and a shadow slot nothing would honour
+    Case("image-uppercase-path", synth("onprem-prod"), ("serving.slots.blue.image", "'Seldon'", "allowed:"),
+         "onprem-prod", "image: docker.io/seldonio/mlserver@", "image: Docker.io/Seldon/MLServer@"),
+    Case("image-registry-dash", synth("onprem-prod"), ("serving.slots.blue.image", "registry '-docker.io'"),
+         "onprem-prod", "image: docker.io/seldonio/mlserver@", "image: -docker.io/x@"),
+    Case("image-dot-dot", synth("onprem-prod"), ("serving.slots.blue.image", "path component '..'"),
+         "onprem-prod", "image: docker.io/seldonio/mlserver@", "image: docker.io/seldonio/../mlserver@"),
+    Case("image-short-digest", synth("onprem-prod"), ("serving.slots.blue.image", "64 lowercase hex digits, not 63"),
+         "onprem-prod", "eb08e7007\n", "eb08e700\n"),
+    Case("shadow-slot-onprem", synth("onprem-prod"), ("serving.shadow_slot = 'green'", "would do nothing"),
+         "onprem-prod", "    active_slot: blue\n", "    active_slot: blue\n    shadow_slot: green\n"),
     # The same refusals through the other verbs that read stack files
     Case("render-bad-stack", ("render", "onprem-prod"), ("lastmile:environment = 'dev'",), "onprem-prod",
          "lastmile:environment: prod", "lastmile:environment: dev"),
