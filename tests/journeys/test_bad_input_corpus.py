@@ -95,7 +95,8 @@ CASES = [
     # Revisions
     Case("plan-unknown-ref", ("plan", "--stack", "aws-dev", "--base", "no-such-ref"), ("'no-such-ref'", "fix:")),
     Case("plan-affected-unknown-ref", ("plan", "affected", "--base", "no-such-ref"), ("'no-such-ref'", "fix:")),
-    Case("check-log-unknown-ref", ("promote", "check-log", "--against", "no-such-ref"), ("'no-such-ref'", "fix:")),
+    Case("check-log-unknown-ref", ("promote", "check-log", "--against", "no-such-ref"), ("'no-such-ref'", "fix:"),
+         code=3),  # a check that cannot run fails closed: could not check (#22)
     # Promotion
     Case("promote-backwards", ("promote", "--topology", "aws", "--from", "prod", "--to", "staging"),
          ("cannot promote aws-prod -> aws-staging", "fix:")),
