@@ -11,9 +11,11 @@ move pods through Pending -> Running/Ready, assign pod IPs, and delete them. A p
 image is pinned to the all-zero digest (``NEVER_READY_DIGEST``) runs but never becomes Ready: a release
 whose readiness probe never passes.
 
-Everything lives in one work directory (default ``.lastmile/cluster/`` in the repository, ignored by git):
-``pki/`` (CA, serving certificates, service-account keys), ``tokens.csv``, one kubeconfig per client,
-``etcd/`` (the data), ``logs/``, and ``state.json`` (pids, binaries, process start times and ports).
+Everything lives in one work directory (default ``.lastmile/cluster/`` in the repository, 0700, ignored by git):
+``pki/`` (CAs, certificates, service-account keys), ``tokens.csv``, one kubeconfig per client,
+``etcd/`` (the data, 0700), ``logs/``, and ``state.json`` (pids, binaries, process start times and ports).
+etcd listens on 127.0.0.1 only, over TLS, and admits only clients with a certificate of its own CA: the
+API server (see ``_PKI_FILES``). Other local users can neither read its Secrets nor write around RBAC.
 ``down`` signals only a recorded pid whose ``/proc`` entry still shows the recorded binary and start time,
 then removes ``state.json``; the certificates and the etcd data stay, so the next ``up`` finds its
 namespaces, nodes and workloads again. ``rm -rf .lastmile/cluster`` (after ``down``) starts from nothing.
@@ -164,6 +166,10 @@ class _Paths:
         return self.workdir / "pki"
 
     @property
+    def etcd_data(self) -> Path:
+        return self.workdir / "etcd"
+
+    @property
     def logs(self) -> Path:
         return self.workdir / "logs"
 
@@ -312,23 +318,36 @@ def _signal_and_wait(components: Sequence[Component], timeout_seconds: float) ->
 
 # ---- PKI, tokens, kubeconfigs -----------------------------------------------------------------------
 
+# What pki/ holds. The cluster CA (ca.crt, ca.key) signs the serving certificates and is the
+# controller-manager's cluster-signing CA. etcd trusts only the etcd CA (etcd-ca.crt), which signs etcd's
+# own certificate (client serving and peer) and the API server's etcd client certificate; its key is
+# never written, so no further etcd client can be minted, and no certificate the cluster CA signs (an
+# approved CSR, say) opens etcd.
+_PKI_FILES = ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "controllers.crt", "controllers.key",
+              "etcd-ca.crt", "etcd.crt", "etcd.key", "apiserver-etcd-client.crt", "apiserver-etcd-client.key",
+              "sa.pub", "sa.key")
+_CA_FILES = ("ca.crt", "etcd-ca.crt")
+
+
 def _pki_valid(pki: Path) -> bool:
     from cryptography import x509
 
-    needed = ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "controllers.crt", "controllers.key",
-              "sa.pub", "sa.key")
-    if not all((pki / name).is_file() for name in needed):
+    if not all((pki / name).is_file() for name in _PKI_FILES):
         return False
-    try:
-        expiry = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes()).not_valid_after_utc
-    except ValueError:
-        return False
-    return expiry - datetime.datetime.now(datetime.timezone.utc) > CERT_RENEW_BEFORE
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for name in _CA_FILES:
+        try:
+            expiry = x509.load_pem_x509_certificate((pki / name).read_bytes()).not_valid_after_utc
+        except ValueError:
+            return False
+        if expiry - now <= CERT_RENEW_BEFORE:
+            return False
+    return True
 
 
 def _write_pki(pki: Path) -> None:
-    """A CA (also the controller-manager's cluster-signing CA), serving certificates for 127.0.0.1,
-    and the service-account key pair. Private keys are 0600."""
+    """Both CAs (see _PKI_FILES), the certificates they sign (all for 127.0.0.1), and the service-account
+    key pair. Private keys are 0600."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -338,6 +357,8 @@ def _write_pki(pki: Path) -> None:
     pki.chmod(0o700)
     now = datetime.datetime.now(datetime.timezone.utc)
     not_before, not_after = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=CERT_VALID_DAYS)
+    server, client = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
+    loopback = [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
 
     def name(common_name: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -347,47 +368,54 @@ def _write_pki(pki: Path) -> None:
                                            serialization.NoEncryption()))
         path.chmod(0o600)
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder().subject_name(name("lastmile-local-ca")).issuer_name(name("lastmile-local-ca"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(not_before).not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def serving(common_name: str, extra: list[x509.GeneralName]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    def authority(common_name: str) -> Pair:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
-            x509.CertificateBuilder().subject_name(name(common_name)).issuer_name(ca_cert.subject)
+            x509.CertificateBuilder().subject_name(name(common_name)).issuer_name(name(common_name))
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(not_before).not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST)),
-                                                        x509.DNSName("localhost"), *extra]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256())
         )
         return cert, key
 
+    Pair = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+
+    def issue(ca: Pair, common_name: str, names: list[x509.GeneralName], usages: list[x509.ObjectIdentifier]) -> Pair:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder().subject_name(name(common_name)).issuer_name(ca[0].subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(not_after)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        )
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(ca[1], hashes.SHA256()), key
+
     pem = serialization.Encoding.PEM
-    apiserver_cert, apiserver_key = serving("kube-apiserver", [
-        x509.IPAddress(ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE)[1]),
-        x509.DNSName("kubernetes.default.svc"),
-    ])
-    controllers_cert, controllers_key = serving("lastmile-local-controllers", [])
+
+    def write_pair(stem: str, pair: Pair) -> None:
+        (pki / f"{stem}.crt").write_bytes(pair[0].public_bytes(pem))
+        write_key(pki / f"{stem}.key", pair[1])
+
+    cluster_ca, etcd_ca = authority("lastmile-local-ca"), authority("lastmile-local-etcd-ca")
+    write_pair("apiserver", issue(cluster_ca, "kube-apiserver", [
+        *loopback, x509.IPAddress(ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE)[1]),
+        x509.DNSName("kubernetes.default.svc")], [server]))
+    write_pair("controllers", issue(cluster_ca, "lastmile-local-controllers", loopback, [server]))
+    write_pair("etcd", issue(etcd_ca, "lastmile-etcd", loopback, [server, client]))  # client: for its peer port
+    write_pair("apiserver-etcd-client", issue(etcd_ca, "kube-apiserver-etcd-client", [], [client]))
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    # The CA certificate goes last: _pki_valid() checks it, so a half-written set is regenerated.
-    write_key(pki / "ca.key", ca_key)
-    (pki / "apiserver.crt").write_bytes(apiserver_cert.public_bytes(pem))
-    write_key(pki / "apiserver.key", apiserver_key)
-    (pki / "controllers.crt").write_bytes(controllers_cert.public_bytes(pem))
-    write_key(pki / "controllers.key", controllers_key)
     write_key(pki / "sa.key", sa_key)
     (pki / "sa.pub").write_bytes(sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (pki / "ca.crt").write_bytes(ca_cert.public_bytes(pem))
+    # The CA certificates go last: _pki_valid() checks them, so a half-written set is regenerated.
+    write_key(pki / "ca.key", cluster_ca[1])
+    (pki / "etcd-ca.crt").write_bytes(etcd_ca[0].public_bytes(pem))
+    (pki / "ca.crt").write_bytes(cluster_ca[0].public_bytes(pem))
 
 
 # Who talks to the API server: kubeconfig name -> (user, groups). The controller-manager and the scheduler
@@ -463,11 +491,19 @@ def _api_request(url: str, token: str, ca_cert: Path, method: str, path: str, bo
             return error.code, raw.decode(errors="replace")
 
 
-def _health(component: Component, ca_cert: Path, admin_token: str) -> tuple[bool, str]:
+def etcd_client_context(pki: Path) -> ssl.SSLContext:
+    """TLS to the local etcd as its one client, the API server: the etcd CA and the API server's etcd certificate."""
+    context = ssl.create_default_context(cafile=str(pki / "etcd-ca.crt"))
+    context.load_cert_chain(pki / "apiserver-etcd-client.crt", pki / "apiserver-etcd-client.key")
+    return context
+
+
+def _health(component: Component, pki: Path, admin_token: str) -> tuple[bool, str]:
     """Probe one component's health endpoint: (healthy, short detail)."""
     token = admin_token if component.name == APISERVER else None
     try:
-        context = ssl.create_default_context(cafile=str(ca_cert)) if component.health_url.startswith("https") else None
+        context = (etcd_client_context(pki) if component.name == ETCD
+                   else ssl.create_default_context(cafile=str(pki / "ca.crt")))
         status, body = _http_get(component.health_url, token=token, context=context)
     except (OSError, urllib.error.URLError, ssl.SSLError) as error:
         return False, f"{component.health_url}: {getattr(error, 'reason', error)}"
@@ -656,15 +692,24 @@ def _argv(name: str, binary: str, paths: _Paths, ports: dict[str, int], url: str
                      f"--authorization-kubeconfig={paths.kubeconfig(name)}",
                      "--leader-elect=false", "--profiling=false", "--v=1"]
     if name == ETCD:
-        peer_url = f"http://{HOST}:{ports['etcd-peer']}"
-        return [binary, "--name=lastmile", f"--data-dir={paths.workdir / 'etcd'}",
+        # Client and peer ports on 127.0.0.1 only, TLS on both, and only certificates of the etcd CA
+        # get in: the API server's on the client port, etcd's own on the (unused, single-member) peer port.
+        peer_url = f"https://{HOST}:{ports['etcd-peer']}"
+        return [binary, "--name=lastmile", f"--data-dir={paths.etcd_data}",
                 f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
                 f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
                 f"--initial-cluster=lastmile={peer_url}", "--initial-cluster-state=new",
+                "--client-cert-auth", f"--trusted-ca-file={pki / 'etcd-ca.crt'}",
+                f"--cert-file={pki / 'etcd.crt'}", f"--key-file={pki / 'etcd.key'}",
+                "--peer-client-cert-auth", f"--peer-trusted-ca-file={pki / 'etcd-ca.crt'}",
+                f"--peer-cert-file={pki / 'etcd.crt'}", f"--peer-key-file={pki / 'etcd.key'}",
                 "--unsafe-no-fsync",  # local, rebuildable data: durability only costs start-up time here
                 "--log-level=warn"]
     if name == APISERVER:
-        return [binary, f"--etcd-servers={etcd_url}", f"--bind-address={HOST}", f"--advertise-address={HOST}",
+        return [binary, f"--etcd-servers={etcd_url}", f"--etcd-cafile={pki / 'etcd-ca.crt'}",
+                f"--etcd-certfile={pki / 'apiserver-etcd-client.crt'}",
+                f"--etcd-keyfile={pki / 'apiserver-etcd-client.key'}",
+                f"--bind-address={HOST}", f"--advertise-address={HOST}",
                 f"--secure-port={ports[name]}", f"--cert-dir={paths.workdir / 'certs'}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--token-auth-file={paths.tokens}", "--anonymous-auth=false", "--authorization-mode=RBAC",
@@ -695,7 +740,7 @@ def _argv(name: str, binary: str, paths: _Paths, ports: dict[str, int], url: str
 
 def _health_url(name: str, ports: dict[str, int]) -> str:
     port = ports[name]
-    return {ETCD: f"http://{HOST}:{port}/health", APISERVER: f"https://{HOST}:{port}/readyz",
+    return {ETCD: f"https://{HOST}:{port}/health", APISERVER: f"https://{HOST}:{port}/readyz",
             CONTROLLER_MANAGER: f"https://{HOST}:{port}/healthz", SCHEDULER: f"https://{HOST}:{port}/healthz",
             KWOK: f"https://{HOST}:{port}/healthz"}[name]
 
@@ -710,7 +755,7 @@ def _reusable(paths: _Paths, components: Sequence[str]) -> Cluster | None:
         return None
     ca_cert = paths.pki / "ca.crt"
     for component in state["components"]:
-        if not _owned(component) or not _health(component, ca_cert, tokens["admin"])[0]:
+        if not _owned(component) or not _health(component, paths.pki, tokens["admin"])[0]:
             return None
     return Cluster(workdir=paths.workdir, url=state["url"], token=tokens["admin"],
                    kubeconfig_path=paths.admin_kubeconfig, ca_cert_path=ca_cert,
@@ -772,9 +817,11 @@ def _start_locked(paths: _Paths, bin_dir: Path | None, components: Sequence[str]
         say("generating certificates and keys")
         _write_pki(paths.pki)
     tokens = _tokens(paths, regenerate=fresh_pki)
+    paths.etcd_data.mkdir(mode=0o700, exist_ok=True)
+    paths.etcd_data.chmod(0o700)  # a data directory made by an older lastmile, or by hand
     port_names = [ETCD, "etcd-peer", *components[1:]]
     ports = dict(zip(port_names, _free_ports(len(port_names)), strict=True))
-    etcd_url = f"http://{HOST}:{ports[ETCD]}"
+    etcd_url = f"https://{HOST}:{ports[ETCD]}"
     url = f"https://{HOST}:{ports[APISERVER]}"
     ca_cert = paths.pki / "ca.crt"
     for client, (user, _) in _CLIENTS.items():
@@ -802,7 +849,7 @@ def _start_locked(paths: _Paths, bin_dir: Path | None, components: Sequence[str]
             _write_state(paths, url, started, cluster.nodes)
             if name == APISERVER:
                 # kwok's role must exist before kwok starts; the controllers need nothing from us.
-                _wait_until(lambda: _health(component, ca_cert, tokens["admin"])[0], deadline, name, started)
+                _wait_until(lambda: _health(component, paths.pki, tokens["admin"])[0], deadline, name, started)
                 if KWOK in components:
                     for collection, obj in _kwok_rbac():
                         _create(cluster, collection, obj)
@@ -811,9 +858,9 @@ def _start_locked(paths: _Paths, bin_dir: Path | None, components: Sequence[str]
                     for node in NODE_NAMES:
                         cluster.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}")
             elif name == ETCD:
-                _wait_until(lambda: _health(component, ca_cert, tokens["admin"])[0], deadline, name, started)
+                _wait_until(lambda: _health(component, paths.pki, tokens["admin"])[0], deadline, name, started)
         for component in started[2:]:
-            _wait_until(lambda c=component: _health(c, ca_cert, tokens["admin"])[0], deadline, component.name, started)
+            _wait_until(lambda c=component: _health(c, paths.pki, tokens["admin"])[0], deadline, component.name, started)
         cluster = Cluster(workdir=cluster.workdir, url=url, token=cluster.token, kubeconfig_path=cluster.kubeconfig_path,
                           ca_cert_path=ca_cert, components=tuple(started), nodes=cluster.nodes)
         if KWOK in components:
@@ -876,7 +923,7 @@ def status(workdir: Path = DEFAULT_WORKDIR) -> list[ComponentStatus] | None:
                       else f"pid {component.pid} is now {_describe_pid(component.pid)}")
             result.append(ComponentStatus(component.name, component.pid, component.port, False, False, detail))
             continue
-        healthy, detail = _health(component, paths.pki / "ca.crt", tokens.get("admin", ""))
+        healthy, detail = _health(component, paths.pki, tokens.get("admin", ""))
         result.append(ComponentStatus(component.name, component.pid, component.port, True, healthy, detail))
     return result
 
