@@ -726,7 +726,7 @@ def import_records(sources: list[Path], records_dir: Path, stacks_dir: Path = ST
     problems, incoming = [], []
     for source in sources:
         entries, found = records.read(source, keys)
-        problems += [f"{source}: {problem}" for problem in found]
+        problems += [f"{source.parent}/{problem}" for problem in found]
         lines = {n: json.loads(line) for n, line in enumerate(source.read_bytes().splitlines(), 1) if line.strip()}
         for entry in entries:
             problems += [f"{source}:{entry.line}: {problem}" for problem in _import_problems(entry, stacks_dir)]

@@ -193,6 +193,8 @@ def _content_problems(opened: Opened, kind: str, latest: datetime) -> list[str]:
         if value and datetime.fromisoformat(value.replace("Z", "+00:00")) > latest:
             problems.append(f"{name} {value} is in the future (now {utc(latest - CLOCK_SKEW)}): refused")
     signer = opened.signed_by
+    if signer is None and opened.predicate.get("ci_run"):
+        problems.append("an unsigned statement names a CI run (ci_run): only a statement signed by a trusted key may")
     environment = environment_of(opened.predicate["stack"] if kind == "verification" else opened.predicate["to"])
     if signer is not None and environment not in signer.environments:
         problems.append(f"signed by key {signer.name}, which may sign for {', '.join(sorted(signer.environments))}, "
