@@ -442,15 +442,17 @@ def stack_release(stack: str, slot: str | None, stacks_dir: Path = STACKS_DIR) -
 
 def run_check(golden: GoldenSet, *, url: str | None = None, sagemaker_endpoint: str | None = None,
               region: str | None = None, target_variant: str | None = None,
-              timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, ca_file: str | None = None) -> GoldenResult:
+              timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, ca_file: str | None = None,
+              url_option: str = "--url") -> GoldenResult:
     """Ask one endpoint (a V2 ``url`` or a SageMaker endpoint in ``region``) ``golden``'s rows.
 
-    Raises GoldenError for unusable arguments and EndpointUnavailable when the endpoint cannot be asked.
+    Raises GoldenError for unusable arguments (``url_option``: how the caller's command names the URL, e.g.
+    ``--golden-url``) and EndpointUnavailable when the endpoint cannot be asked.
     """
     if bool(url) == bool(sagemaker_endpoint):
         raise GoldenError("pass exactly one of a V2 endpoint URL and a SageMaker endpoint name")
     if url:
-        validate_url(url)
+        validate_url(url, option=url_option)
     if not 0 < timeout_seconds <= 300:
         raise GoldenError(f"timeout {timeout_seconds:g}: allowed 0 < seconds <= 300")
     if url:

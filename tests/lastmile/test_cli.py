@@ -16,7 +16,8 @@ from lastmile.common import REPO_ROOT, STACKS_DIR
 from lastmile.exitcodes import ExitCode
 
 VERBS = {"synth", "render", "policy", "contract", "plan", "promote", "verify", "golden", "cluster", "up", "preview", "destroy", "refresh", "outputs"}
-SUBVERBS = {"plan": {"affected"}, "promote": {"record-verification", "import-verifications", "check-log", "status"}}
+SUBVERBS = {"plan": {"affected"},
+            "promote": {"record-verification", "import-verifications", "check-log", "status", "trust-key"}}
 
 
 def run(*argv: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:

@@ -31,6 +31,24 @@ def pinned() -> golden.GoldenSet:
     return golden.load_golden_set(MODEL, "1.1.0")
 
 
+def read_request(connection: socket.socket) -> None:
+    """The whole request (head and Content-Length body): closing with unread bytes would reset the connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
 @contextmanager
 def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
     """A TCP server on 127.0.0.1 that reads the request head and lets ``answer`` write whatever it wants."""
@@ -46,7 +64,7 @@ def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
             with connection:
                 connection.settimeout(30)
                 try:
-                    connection.recv(65536)
+                    read_request(connection)
                     answer(connection)
                 except OSError:
                     pass  # the client hung up: what a bounded client does
