@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from moto.server import ThreadedMotoServer
 
 from lastmile import cli, evidence, records
 from lastmile import promote as p
 from infra.manifest import load_manifest
+from lastmile.stack_edit import StackText
 
 NOW = datetime(2025, 11, 21, 12, 0, tzinfo=UTC)
 COMMIT = "0" * 40
@@ -417,3 +420,136 @@ def test_a_hand_edited_evidence_line_is_refused_naming_the_line(env):
         _promote(env)
     with pytest.raises(p.PromotionError, match="not intact"):
         p.status("aws", env["stacks"], env["records"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed with an AWS KMS key (moto's KMS on 127.0.0.1), order from the chain, the stack-file round trip
+
+
+@pytest.fixture
+def kms(monkeypatch) -> Iterator[str]:
+    """moto's KMS on 127.0.0.1 (stopped after the test); yields the alias of an ECC_NIST_P256 signing key."""
+    import boto3
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for name, value in {"AWS_ENDPOINT_URL_KMS": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+            monkeypatch.setenv(name, value)
+        client = boto3.client("kms")
+        key = client.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+        alias = f"alias/lastmile-evidence-{key[:8]}"  # moto's state outlives one server: a name of its own
+        client.create_alias(AliasName=alias, TargetKeyId=key)
+        yield alias
+    finally:
+        server.stop()
+
+
+def test_kms_signed_evidence_is_verified_and_accepted_for_prod(kms, tmp_path):
+    stacks, records_dir = tmp_path / "stacks", tmp_path / "promotions"
+    stacks.mkdir()
+    (stacks / "Pulumi.aws-staging.yaml").write_text(_aws_stack("staging", V2))
+    (stacks / "Pulumi.aws-prod.yaml").write_text(_aws_stack("prod", V1))
+    path = p.trust_key("ci-kms", ["staging", "prod"], kms_key=kms, records_dir=records_dir)
+    assert '"scheme": "ecdsa-sha2-nistp256"' in path.read_text()  # the public half, read with kms:GetPublicKey
+    signer = evidence.signer_from_env({evidence.KMS_KEY_ENV: kms}, records.trusted_keys(records_dir), "staging")
+    release = p.Release("iris-classifier", V2.version, V2.sha256, V2.sagemaker_images["eu-west-1"])
+    p.record_verification("aws-staging", release, verifier="lastmile.verify", git_commit="0" * 40,
+                          endpoint_config_name="cfg-1", verified_at=NOW, now=NOW, signer=signer,
+                          golden={"check": "golden-set", "passed": True}, records_dir=records_dir)
+    [entry] = records.read_checked(records_dir, p.VERIFICATIONS)
+    assert entry.record["signed_by"] == "ci-kms"  # KMS signed it; securesystemslib verified it with the public key
+    env = {"stacks": stacks, "records": records_dir}
+    assert _promote(env).changed
+    # The key may not sign for dev: refused before anything is signed.
+    with pytest.raises(evidence.PromotionError, match="may not sign for environment 'dev'"):
+        evidence.signer_from_env({evidence.KMS_KEY_ENV: kms}, records.trusted_keys(records_dir), "dev")
+
+
+def test_kms_unreachable_could_not_check(kms, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(evidence.CannotCheck, match="cannot be read from AWS KMS") as failed:
+        evidence.signer_from_env({evidence.KMS_KEY_ENV: kms}, {}, "prod")
+    assert failed.value.exit_code == 3
+
+
+def test_a_key_that_is_not_trusted_cannot_sign(env, tmp_path):
+    other = tmp_path / "other.pem"
+    p.trust_key("elsewhere", ["dev"], generate_ed25519=other, records_dir=tmp_path / "other-records")
+    with pytest.raises(evidence.PromotionError, match="is not trusted"):
+        evidence.signer_from_env({evidence.KEY_FILE_ENV: str(other)}, records.trusted_keys(env["records"]), "prod")
+    with pytest.raises(evidence.PromotionError, match="are both set"):
+        evidence.signer_from_env({evidence.KEY_FILE_ENV: str(other), evidence.KEY_ENV: "x"}, {}, "prod")
+
+
+def test_order_is_the_chain_not_the_dates(env):
+    _verify(env, "aws-staging", V2, at=datetime(2025, 11, 21, 18, tzinfo=UTC))  # dated later ...
+    _verify(env, "aws-staging", V2, outcome="failed", at=datetime(2025, 11, 21, 18, tzinfo=UTC),
+            detail="alarm 5xx")                                                   # ... revoked by the next line
+    with pytest.raises(p.PromotionError, match="failed: alarm 5xx"):
+        _promote(env)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stack file round trip (issue 29): what promote writes keeps what it does not change
+
+
+def _staged(env, transform) -> tuple[str, str]:
+    """Write prod's file through ``transform``, promote staging's release into it, return (before, after)."""
+    _verify(env, "aws-staging", V2)
+    prod = env["stacks"] / "Pulumi.aws-prod.yaml"
+    prod.write_bytes(transform(_aws_stack("prod", V1)).encode())
+    before = prod.read_bytes().decode()
+    _promote(env)
+    return before, prod.read_bytes().decode()
+
+
+@pytest.mark.parametrize("name, transform, kept", [
+    ("crlf", lambda text: text.replace("\n", "\r\n"), lambda after: "\r\n" in after and "\n" not in after.replace("\r\n", "")),
+    ("bom", lambda text: "\ufeff" + text, lambda after: after.startswith("\ufeff") and after.count("\ufeff") == 1),
+    ("markers", lambda text: "---\n" + text + "...\n", lambda after: after.startswith("---\n") and after.endswith("...\n")),
+    ("anchors", lambda text: text.replace("    account_id: '123456789012'", "    account_id: &account '123456789012'"),
+     lambda after: "account_id: &account '123456789012'" in after),
+])
+def test_promotion_keeps_line_endings_bom_markers_and_anchors(env, name, transform, kept):
+    before, after = _staged(env, transform)
+    assert kept(after), after
+    import difflib
+
+    changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-"]
+    assert len(changed) == 5 and all(line.startswith("+ ") for line in changed), changed  # only the new slot
+
+
+@pytest.mark.parametrize("text, why", [
+    ("config:\n  a: 1\r\n", "line endings are mixed"),
+    ("config: {a: 1}\n---\nconfig: {}\n", "not one YAML document"),
+    ("config:\n    a:   1\n", "would differ at line"),
+])
+def test_a_file_that_cannot_round_trip_is_refused_saying_why(tmp_path, text, why):
+    path = tmp_path / "Pulumi.aws-prod.yaml"
+    path.write_bytes(text.encode())
+    with pytest.raises(p.PromotionError, match=why) as refused:
+        StackText.read(path)
+    assert refused.value.exit_code == 2
+
+
+def test_an_anchored_slot_shared_elsewhere_is_refused(env):
+    _verify(env, "aws-staging", V2)
+    prod = env["stacks"] / "Pulumi.aws-prod.yaml"
+    text = _aws_stack("prod", V1).replace("      blue:\n", "      blue: &served\n")
+    prod.write_text(text + "  lastmile:tags:\n    previous: *served\n")
+    before = prod.read_text()
+    with pytest.raises(p.PromotionError, match="would change other values too"):
+        _promote(env, into="active")
+    assert prod.read_text() == before
+
+
+def test_help_says_onprem_local_is_deployed_to_a_local_cluster(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["promote", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "only renders manifests" not in shown and "nothing is deployed" not in shown
+    assert "is deployed to the local cluster on one machine (``lastmile up onprem-local``)" in shown
