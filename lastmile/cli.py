@@ -44,7 +44,7 @@ VERB_MODULES: dict[str, str] = {
     "verify": "lastmile.verify",
     "golden": "lastmile.golden",
     "up": "lastmile.engine", "preview": "lastmile.engine", "destroy": "lastmile.engine",
-    "refresh": "lastmile.engine", "outputs": "lastmile.engine",
+    "refresh": "lastmile.engine", "outputs": "lastmile.engine", "cancel": "lastmile.engine",
     "cluster": "lastmile.cluster",
 }
 

@@ -94,26 +94,39 @@ class Deadline:
         timer.start()
 
     def _interrupt(self) -> None:
+        self.interrupt(f"lastmile: the deadline of {self.seconds:g} s has passed; interrupting the engine as Ctrl-C "
+                       f"does (it cancels what is in flight and records what finished)")
+
+    def interrupt(self, message: str, *, forward: bool = True) -> None:
+        """Interrupt the engine now (the deadline, or a signal that reached lastmile): SIGINT to the CLI
+        unless ``forward`` is False (a Ctrl-C at the terminal reached it already), then the kill after the
+        grace period if it has not stopped."""
         with self._lock:
+            if self.fired:
+                return
             engines = self._engine_processes()
             if not engines:
                 return
             self.fired = True
-            self.say(f"lastmile: the deadline of {self.seconds:g} s has passed; interrupting the engine as Ctrl-C "
-                     f"does (it cancels what is in flight and records what finished)")
-            for pid in engines:
-                _signal(pid, signal.SIGINT)
+            self.say(message)
+            if forward:
+                for pid in engines:
+                    _signal(pid, signal.SIGINT)
             self._start(self.grace_seconds, self._kill)
 
     def _kill(self) -> None:
+        self.kill_now(f"lastmile: the engine did not stop within {self.grace_seconds:g} s of the interrupt; "
+                      "killing it and its plugins")
+
+    def kill_now(self, message: str) -> None:
+        """Kill the engine and every process below it now."""
         with self._lock:
             engines = self._engine_processes()
             if not engines:
                 return
             tree = [pid for engine in engines for pid in (engine, *descendants(engine))]
             self.killed = True
-            self.say(f"lastmile: the engine did not stop within {self.grace_seconds:g} s of the interrupt; "
-                     f"killing it and its plugins (pids {' '.join(map(str, tree))})")
+            self.say(f"{message} (pids {' '.join(map(str, tree))})")
             for pid in tree:
                 _signal(pid, signal.SIGKILL)
 

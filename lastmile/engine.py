@@ -39,6 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +51,7 @@ from typing import Any
 from lastmile.common import REPO_ROOT, STACKS_DIR, Refused
 from lastmile.deadline import Deadline
 from lastmile.exitcodes import ExitCode
-from lastmile.switch import SwitchRefused, active_slot_change, check_switch, guards_switches
+from lastmile.switch import active_slot_change, guards_switches, refusal_code
 
 BOOTSTRAP = REPO_ROOT / "tools" / "engine" / "bootstrap.sh"
 LOCAL_PASSPHRASE = "lastmile-local-only"  # public on purpose: local stacks only, see the module doc
@@ -173,7 +175,7 @@ def check_plugins(settings: Any, pulumi_home: Path) -> None:
         f"is not installed in {pulumi_home}. The Go module proxy this project's machines reach does not serve "
         "github.com/pulumi/pulumi-aws/provider/v7, so it cannot be built here; on a machine with internet run "
         f"`PULUMI_HOME={pulumi_home} pulumi plugin install resource aws {AWS_PLUGIN_VERSION}`. Offline, "
-        f"`lastmile plan {settings.stack}` shows the change as a graph diff.")
+        f"`lastmile plan --stack {settings.stack} --base origin/main` shows the change as a graph diff.")
 
 
 class Engine:
@@ -264,8 +266,9 @@ def _timeout(text: str) -> int:
 
 
 def changes_of(summary: dict[str, int]) -> int:
-    """How many resources a preview would touch (every operation except 'same')."""
-    return sum(count for op, count in summary.items() if op != "same")
+    """How many resources a preview would touch (every operation except 'same' and the switch check's
+    'read' of the stack's last outputs and of a live Deployment, which change nothing)."""
+    return sum(count for op, count in summary.items() if op not in ("same", "read"))
 
 
 def _print(line: str) -> None:
@@ -277,23 +280,91 @@ def _run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="lastmile-base-") as scratch:
         if base:
             os.environ["LASTMILE_PULUMI_STATE_DIR"] = str(Path(scratch) / "state")
-        return _run_in(args, Path(scratch))
+        with Signals() as signals:
+            return _run_in(args, Path(scratch), signals)
 
 
-def _run_in(args: argparse.Namespace, scratch: Path) -> int:
+class Signals:
+    """Ctrl-C (SIGINT) and SIGTERM during an engine verb. While no engine operation runs, a signal stops
+    lastmile at once (``KeyboardInterrupt``, or the CLI's ``Terminated``; nothing was deployed). While one
+    runs, the engine is asked to stop as the deadline asks it (one SIGINT: it cancels what is in flight,
+    records what finished and releases the stack's lock), and the verb then refreshes the state and exits
+    130 or 143; a second signal kills the engine and its plugins at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.watch: Deadline | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Signals:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        first = self.signum is None
+        self.signum = self.signum or signum
+        name = signal.Signals(signum).name
+        if self.watch is None:
+            previous = self._previous.get(signum)
+            if callable(previous):
+                previous(signum, frame)
+            raise KeyboardInterrupt
+        if first:
+            # A Ctrl-C typed at the terminal has reached the engine already (same foreground process group).
+            self.watch.interrupt(f"lastmile: {name} received; asking the engine to stop as Ctrl-C does (it cancels "
+                                 "what is in flight and records what finished; a second signal kills it)",
+                                 forward=not (signum == signal.SIGINT and _terminal_reached_engine()))
+        else:
+            self.watch.kill_now(f"lastmile: a second {name}; killing the engine and its plugins")
+
+    @property
+    def code(self) -> int:
+        return ExitCode.TERMINATED if self.signum == signal.SIGTERM else ExitCode.INTERRUPTED
+
+
+def _terminal_reached_engine() -> bool:
+    """Whether a Ctrl-C came from this process's terminal, which sends it to the engine too."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _run_in(args: argparse.Namespace, scratch: Path, signals: Signals) -> int:
     from pulumi.automation.errors import CommandError
 
     watch = None
     try:
+        if getattr(args, "golden_url", None):
+            from lastmile.golden import GoldenError, validate_url
+
+            try:
+                validate_url(args.golden_url, option="--golden-url")
+            except GoldenError as error:
+                raise Refused(str(error)) from None
         settings = validate_stack(args.stack)
         check_plugins(settings, EnginePaths().pulumi_home)
         check_cluster(settings)
         if getattr(args, "base", None):
             if settings.onprem is None or settings.onprem.render_directory is None:
                 raise Refused(f"--base needs a render-mode stack (onprem.render_directory): {args.stack} talks to "
-                              "a cluster or AWS; use `lastmile plan` for its offline graph diff")
+                              f"a cluster or AWS; use `lastmile plan --stack {args.stack} --base {args.base}` for "
+                              "its offline graph diff")
+            if not is_local(args.stack):
+                raise Refused(f"--base previews the base revision into a throwaway local state, and {args.stack}'s "
+                              "secrets are encrypted with the team's key, which that state cannot use; nothing was "
+                              f"run.\n  fix: `lastmile plan --stack {args.stack} --base {args.base}` (offline graph "
+                              "diff), or `lastmile preview` without --base against the team backend")
             deploy_base(args.stack, args.base, scratch / "base",
-                        {**os.environ, "LASTMILE_PULUMI_HOME": str(EnginePaths().pulumi_home)})
+                        {**_sandboxed(os.environ), "LASTMILE_PULUMI_HOME": str(EnginePaths().pulumi_home)})
         engine = Engine(args.stack)
     except Refused as error:
         print(f"lastmile {args.verb}: {error}", file=sys.stderr)
@@ -301,41 +372,46 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
     except EngineUnavailable as error:
         print(f"lastmile {args.verb}: cannot run here, nothing was deployed: {error}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
+    deadline = getattr(args, "timeout", None) or deadline_seconds(settings)
     try:
         if args.verb == "outputs":
             outputs = engine.outputs()
+            if not outputs:
+                print(f"lastmile outputs {args.stack}: the stack has no outputs: it was never deployed here, or was "
+                      "destroyed", file=sys.stderr)
             shown = {k: (v.value if args.show_secrets or not v.secret else "[secret]") for k, v in outputs.items()}
             print(json.dumps(shown, indent=2, sort_keys=True, default=str))
             return ExitCode.OK
-        deadline = args.timeout or deadline_seconds(settings)
         if args.verb == "preview":
             if args.base:
                 print(f"lastmile preview: the engine's diff of {args.stack} against {args.base} (deployed into a "
                       "throwaway local state first)", file=sys.stderr, flush=True)
             with engine.deadline(deadline) as watch:
+                signals.watch = watch
                 result = engine.preview(diff=not args.no_diff, on_output=_print)
             changes = changes_of(result.change_summary)
             print(f"lastmile preview {args.stack}: "
                   + (f"{changes} resource change(s)" if changes else "no changes"), file=sys.stderr)
             return ExitCode.FINDINGS if changes else ExitCode.OK
+        if args.verb == "up" and args.golden_url:
+            change = active_slot_change(engine, settings)
+            refused = golden_gate(settings, change, args.golden_url, args.golden_ca_file)
+            if refused is not None:
+                return refused
         with engine.deadline(deadline) as watch:
-            if args.verb == "up":
-                change = active_slot_change(engine, settings) if args.golden_url or guards_switches(settings) else None
-                check_switch(engine, settings, change, say=lambda line: print(line, file=sys.stderr, flush=True))
-                if args.golden_url:
-                    refused = golden_gate(settings, change, args.golden_url, args.golden_ca_file)
-                    if refused is not None:
-                        return refused
+            signals.watch = watch
             result = getattr(engine, args.verb)(on_output=_print)
-    except SwitchRefused as refused:
-        print(refused, file=sys.stderr)
-        return refused.code
     except CommandError as error:
+        signals.watch = None
+        if signals.signum is not None:
+            return stopped(engine, args, deadline, watch, f"stopped by {signal.Signals(signals.signum).name}",
+                           signals.code) if watch is not None else signals.code
         if watch is not None and watch.fired:
-            return stopped_at_deadline(engine, args, deadline, watch)
-        print(f"lastmile {args.verb} {args.stack}: the engine reported a failure (exit code "
-              f"{ExitCode.FAILED}); the engine's messages are above.\n{_last_lines(str(error))}", file=sys.stderr)
-        return ExitCode.FAILED
+            return stopped(engine, args, deadline, watch, f"stopped at its deadline of {deadline} s (--timeout "
+                           "SECONDS changes it)", ExitCode.FAILED)
+        return engine_failure(args, str(error))
+    finally:
+        signals.watch = None
     summary = getattr(result, "summary", None)
     if summary is not None and summary.result != "succeeded":
         print(f"lastmile {args.verb} {args.stack}: {summary.result}", file=sys.stderr)
@@ -343,15 +419,51 @@ def _run_in(args: argparse.Namespace, scratch: Path) -> int:
     return ExitCode.OK
 
 
-def stopped_at_deadline(engine: Engine, args: argparse.Namespace, deadline: int, watch: Deadline) -> int:
-    """Report an operation the deadline stopped (exit 4). After an ``up`` or ``destroy``, the state is
-    refreshed from what exists: a cancelled update can leave a change applied that the state does not
-    record, and the next ``up`` (e.g. a rollback) would otherwise see nothing to do."""
+def _sandboxed(environ: Any) -> dict[str, str]:
+    """The environment of a throwaway run: no team backend, no cloud or cluster credentials."""
+    dropped = ("PULUMI_BACKEND_URL", "PULUMI_ACCESS_TOKEN", "KUBECONFIG")
+    return {k: v for k, v in environ.items() if k not in dropped and not k.startswith("AWS_")}
+
+
+def engine_failure(args: argparse.Namespace, text: str) -> int:
+    """Say why the engine failed, in lastmile's words where lastmile knows the cause."""
+    refused = refusal_code(text)
+    if refused is not None:
+        lines = [line.strip() for line in text.splitlines() if "switch check:" in line or line.strip().startswith("fix:")]
+        print(f"lastmile {args.verb} {args.stack}: the program's switch check stopped the update before any change "
+              f"(exit {refused}):\n  " + "\n  ".join(dict.fromkeys(lines)), file=sys.stderr)
+        return refused
+    if "is currently locked" in text:
+        print(f"lastmile {args.verb} {args.stack}: another operation holds the stack's lock, nothing was done (exit "
+              f"{ExitCode.UNAVAILABLE}):\n{_last_lines(lock_holders(text) or text, 4)}\n  fix: wait for that "
+              f"operation to end; if its process is gone (a crash, a killed terminal), `lastmile cancel {args.stack}` "
+              "releases the lock (it refuses while that process runs)", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    if "connection refused" in text.lower() and "127.0.0.1" in text:
+        print(f"lastmile {args.verb} {args.stack}: the cluster stopped answering during the operation (exit "
+              f"{ExitCode.FAILED}); `lastmile cluster status` shows which process is down.\n{_last_lines(text, 6)}\n"
+              f"  fix: `lastmile cluster up`, then `lastmile refresh {args.stack}` and `lastmile up {args.stack}`",
+              file=sys.stderr)
+        return ExitCode.FAILED
+    print(f"lastmile {args.verb} {args.stack}: the engine reported a failure (exit code "
+          f"{ExitCode.FAILED}); the engine's messages are above.\n{_last_lines(text)}", file=sys.stderr)
+    return ExitCode.FAILED
+
+
+def lock_holders(text: str) -> str:
+    """The lock lines of the engine's message (who holds the lock, with pid and host)."""
+    return "\n".join(line for line in text.splitlines() if "/locks/" in line or "created by" in line)
+
+
+def stopped(engine: Engine, args: argparse.Namespace, deadline: int, watch: Deadline, why: str, code: int) -> int:
+    """Report an operation that was stopped (deadline or signal). After an ``up`` or ``destroy``, the state is
+    refreshed from what exists: a cancelled update can leave a change applied that the state does not record,
+    and the next ``up`` (e.g. a rollback) would otherwise see nothing to do."""
     from pulumi.automation.errors import CommandError
 
-    lines = [f"lastmile {args.verb} {args.stack}: stopped at its deadline of {deadline} s (--timeout SECONDS changes "
-             "it); " + ("the engine did not stop after the interrupt and was killed" if watch.killed else
-                        "the engine cancelled what was in flight (its messages are above)")]
+    lines = [f"lastmile {args.verb} {args.stack}: {why}; " + (
+        "the engine did not stop after the interrupt and was killed" if watch.killed else
+        "the engine cancelled what was in flight (its messages are above)")]
     if watch.killed:
         engine.stack.cancel()  # the killed engine's lock (ours: the operation could not have started under another)
         lines.append("  its lock on the stack was released")
@@ -363,11 +475,11 @@ def stopped_at_deadline(engine: Engine, args: argparse.Namespace, deadline: int,
             lines.append("  the stack's state was refreshed from what exists, so a preview or up compares the stack "
                          "file with what is really deployed")
         except CommandError as error:
-            stopped = " (stopped at the same deadline)" if again.fired else ""
-            lines.append(f"  refreshing the stack's state failed{stopped}:\n{_last_lines(str(error), 4)}")
+            stopped_again = " (stopped at the same deadline)" if again.fired else ""
+            lines.append(f"  refreshing the stack's state failed{stopped_again}:\n{_last_lines(str(error), 4)}")
             fix = f"  fix: `lastmile refresh {args.stack}` before anything else, then `lastmile preview {args.stack}`"
     print("\n".join([*lines, fix]), file=sys.stderr)
-    return ExitCode.FAILED
+    return code
 
 
 def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, ca_file: str | None) -> int | None:
@@ -398,6 +510,74 @@ def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, 
         return ExitCode.FINDINGS
     print(result.message(), file=sys.stderr)
     return None
+
+
+def stack_locks(stack: str, paths: EnginePaths = EnginePaths()) -> list[Path]:
+    """The lock files the file backend keeps for ``stack`` (local stacks)."""
+    return sorted((paths.state_dir / ".pulumi" / "locks").glob(f"*/*/{stack}/*.json"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    """``lastmile cancel STACK``: release a lock left by an engine process that no longer runs."""
+    validate_stack(args.stack)
+    if not is_local(args.stack):
+        raise Refused(f"{args.stack} keeps its state (and its lock) in the team's backend, which lastmile cannot "
+                      "see into without it.\n  fix: the engine's 'currently locked' message names the holder (host, "
+                      f"pid); once that process is surely gone, `pulumi cancel --stack {args.stack}` with the team's "
+                      "PULUMI_BACKEND_URL releases it")
+    locks = stack_locks(args.stack)
+    if not locks:
+        print(f"lastmile cancel {args.stack}: the stack is not locked; nothing to do", file=sys.stderr)
+        return ExitCode.OK
+    for lock in locks:
+        try:
+            holder = json.loads(lock.read_text())
+            pid, host = int(holder["pid"]), str(holder.get("hostname") or "")
+        except (OSError, ValueError, KeyError, TypeError):
+            raise Refused(f"the lock file {lock} is not one the engine writes (no pid in it); nothing was released."
+                          "\n  fix: look at it; delete it by hand only if no engine runs on this stack") from None
+        if host != socket.gethostname():
+            raise Refused(f"the lock is held by pid {pid} on another machine ({host}); nothing was released.\n  "
+                          f"fix: end that operation there, or remove {lock} once it surely runs no more")
+        if _alive(pid):
+            print(f"lastmile cancel {args.stack}: refused, nothing was released: the lock is held by pid {pid}, which "
+                  f"is still running (an operation under way).\n  fix: wait for it to end, or stop it with Ctrl-C / "
+                  f"`kill -INT {pid}` (it then releases the lock itself)", file=sys.stderr)
+            return ExitCode.REFUSED
+    engine = Engine(args.stack)
+    engine.stack.cancel()
+    for plugin in _orphaned_plugins():
+        os.kill(plugin, signal.SIGKILL)
+    print(f"lastmile cancel {args.stack}: released the lock left by a process that no longer runs; run `lastmile "
+          f"refresh {args.stack}` next, so the state matches what the interrupted operation left", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _orphaned_plugins(paths: EnginePaths = EnginePaths()) -> list[int]:
+    """Provider plugins of this repository's engine home whose engine is gone (re-parented to init)."""
+    found = []
+    plugins = (paths.pulumi_home / "plugins").resolve()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            exe = Path(os.readlink(f"/proc/{entry.name}/exe"))
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        if plugins in exe.parents and int(stat[stat.rindex(")") + 2:].split()[1]) == 1:
+            found.append(int(entry.name))
+    return found
 
 
 def _last_lines(text: str, count: int = 12) -> str:
@@ -437,3 +617,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                                      "stops the up before anything is deployed (exit 1)")
             parser.add_argument("--golden-ca-file", help="PEM CA bundle for an https --golden-url")
         parser.set_defaults(func=_run, verb=verb)
+    text = "release a stack's lock left by an engine process that no longer runs (never a running one's)"
+    parser = commands.add_parser("cancel", help=text, description=text + ".")
+    parser.add_argument("stack", help="stack name, e.g. onprem-local")
+    parser.set_defaults(func=_cancel, verb="cancel")

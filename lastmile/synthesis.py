@@ -381,6 +381,8 @@ def run_with_mocks(
         captured.update(program() or {})
 
     pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
+    with pulumi.runtime.settings.SETTINGS.lock:  # a failed run's outputs must not fail the next run
+        pulumi.runtime.settings.SETTINGS.outputs.clear()
     _ensure_event_loop().set_exception_handler(_drop_leftover_reports)
     # Everything alive before the run (the SDKs' modules and classes: most of the heap) is frozen for
     # its duration, so neither the collector's automatic passes nor the collection below walk it again.

@@ -1,5 +1,11 @@
 """ServingNamespace: a namespace that is locked down before anything runs in it.
 
+Ownership: the namespace carries ``lastmile.dev/owner: <owner>`` (the stack), and Pulumi never deletes it
+(``retain_on_delete``): a destroy removes what the stack put into it, and the namespace goes only when nothing
+else is left in it (``lastmile destroy`` checks and says so), so objects other teams put there survive. Pass a
+provider that creates without server-side apply (infra's ``create_only``) so an existing namespace is never
+taken over.
+
 Safe defaults, all always on:
 - Pod Security admission labels at ``restricted`` for enforce, warn and audit, each pinned to
   ``pod_security_version`` (a pinned version keeps a cluster upgrade from changing what is admitted);
@@ -22,6 +28,7 @@ from components.k8s.common import ContainerResources, base_labels, check_cidrs, 
 from components.problems import Problem, check_range, raise_problems
 
 POD_SECURITY_LEVEL = "restricted"
+OWNER_LABEL = "lastmile.dev/owner"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +48,8 @@ class ResourceBudget:
 class ServingNamespaceArgs:
     namespace_name: str
     """Physical name of the namespace (from stack config: other systems address it by name)."""
+    owner: str
+    """Who owns the namespace (the stack's name): the value of its lastmile.dev/owner label."""
     pod_security_version: str
     """Pod Security admission version pin, e.g. v1.33."""
     quota: ResourceBudget
@@ -65,6 +74,7 @@ class ServingNamespaceArgs:
     def __post_init__(self) -> None:
         raise_problems("ServingNamespaceArgs", [
             *check_dns_label("namespace_name", self.namespace_name),
+            *check_dns_label("owner", self.owner),
             *self._policy_problems(),
             *[p for i, name in enumerate(self.ingress_source_namespaces)
               for p in check_dns_label(f"ingress_source_namespaces.{i}", name)],
@@ -107,8 +117,9 @@ class ServingNamespace(pulumi.ComponentResource):
                 for mode in ("enforce", "warn", "audit")}
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace_name, labels=labels | psa),
-            opts=pulumi.ResourceOptions(parent=self),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace_name,
+                                                labels=labels | psa | {OWNER_LABEL: args.owner}),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         ns = namespace.metadata.name
 

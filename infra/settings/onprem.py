@@ -302,6 +302,20 @@ def deployer_group_not_system(s: Sections) -> list[Problem]:
                     "name the group your CI identity (OIDC or certificate) carries, e.g. lastmile-deployers")]
 
 
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def own_namespace(s: Sections) -> list[Problem]:
+    """The serving namespace is the stack's own: never one Kubernetes itself keeps (default, kube-*)."""
+    namespace = s["onprem"].namespace
+    if namespace not in SYSTEM_NAMESPACES and not namespace.startswith("kube-"):
+        return []
+    return [Problem("onprem.namespace", namespace,
+                    "the stack creates, locks down (restricted Pod Security, default-deny, quota) and owns its "
+                    f"namespace; {', '.join(SYSTEM_NAMESPACES)} and every kube-* namespace belong to the cluster",
+                    "name a namespace of the stack's own, e.g. lastmile-serving")]
+
+
 def _inside_project(path: str) -> bool:
     return not path.startswith("/") and ".." not in path.split("/") and bool(path.strip("./"))
 
@@ -359,6 +373,7 @@ ONPREM_RULES: list = [
     (restricted_security_context, ("onprem",)),
     (narrow_networks, ("onprem",)),
     (deployer_group_not_system, ("onprem",)),
+    (own_namespace, ("onprem",)),
     (project_paths, ("onprem",)),
     (secrets_present, ("onprem", "secret_keys")),
 ]

@@ -12,6 +12,8 @@ What gets built (every piece a component in components/k8s):
   <model>-ingress TlsIngress: HTTPS-only Ingress to the stable Service
 
 Blue/green is data: the slots are a loop over Slot; serving.active_slot alone moves the stable Service.
+On a cluster, the switch check (infra/switch_check.py) runs first: no component of the serving half is
+registered before it has passed, on every path that runs this program.
 The hybrid topology reuses ``build_onprem(settings, provider, extra_egress_cidrs=...)``.
 """
 
@@ -33,10 +35,12 @@ from components.k8s.model_server import SERVER_POD_LABELS, ModelServer, ModelSer
 from components.k8s.model_store import ModelStoreAccess, ModelStoreAccessArgs
 from components.k8s.observability import AlertRouting, ServingObservability, ServingObservabilityArgs
 from components.k8s.namespace import ResourceBudget, ServingNamespace, ServingNamespaceArgs
+from components.k8s.readiness import template_fingerprint
 from components.k8s.router import SlotRouter, SlotRouterArgs
 from infra.settings.common import Environment, Slot
 from infra.settings.loader import StackSettings
 from infra.settings.onprem import CORE_MODULES, SeccompProfile
+from infra.switch_check import DEPLOYMENTS_OUTPUT, RELEASES_OUTPUT, TEMPLATES_OUTPUT, release_of, switch_check
 
 # The engine starts plugins in the program's directory (Pulumi.yaml `main: infra/`), not the project
 # root: the render directory, which the stack file names relative to the project root, is handed to the
@@ -51,12 +55,17 @@ def build(settings: StackSettings) -> dict[str, Any]:
     return build_onprem(settings, kubernetes_provider(settings))
 
 
-def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
-    """The one Kubernetes provider; every option that could come from the environment is pinned.
+def kubernetes_provider(settings: StackSettings, *, create_only: bool = False) -> k8s.Provider:
+    """The Kubernetes provider; every option that could come from the environment is pinned.
 
     Render mode talks to no cluster and the provider refuses a kubeconfig next to a render directory;
     otherwise the kubeconfig is the project file the stack names or the stack's secret (the loader
     requires one of them), never the ambient one.
+
+    ``create_only``: the provider of the serving namespace and its policies. With server-side apply,
+    pulumi-kubernetes 4.25.0 creates by applying, so it silently takes over an object that already exists
+    (another team's namespace, then deleted by `destroy`); without it, a create of an existing object
+    fails ("already exists") before anything else is deployed into it.
     """
     onprem = settings.onprem
     render_directory = None
@@ -70,10 +79,10 @@ def kubernetes_provider(settings: StackSettings) -> k8s.Provider:
     else:
         kubeconfig = settings.secrets["kubeconfig"]
     return k8s.Provider(
-        "kubernetes",
+        "kubernetes-create-only" if create_only else "kubernetes",
         kubeconfig=kubeconfig,
         render_yaml_to_directory=render_directory,
-        enable_server_side_apply=True,
+        enable_server_side_apply=not create_only,
         enable_config_map_mutable=False,
         enable_secret_mutable=False,
         delete_unreachable=False,
@@ -91,12 +100,17 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
     ``alert_topic_arn``: the cloud plane's alert topic, named in the alerts' routing (hybrid)."""
     onprem, serving, capacity = settings.onprem, settings.serving, settings.capacity
     model = serving.active.model
-    opts = pulumi.ResourceOptions(provider=provider)
+    # On a cluster, nothing of the serving half is registered before the switch check has passed.
+    check = switch_check(settings, provider) if onprem.render_directory is None else None
+    opts = pulumi.ResourceOptions(provider=provider, depends_on=check)
+    # The namespace is the stack's own: created, never taken over (see kubernetes_provider's create_only).
+    creator = provider if onprem.render_directory is not None else kubernetes_provider(settings, create_only=True)
     resources = ContainerResources(cpu_millicores=onprem.resources.cpu_millicores,
                                    memory_mib=onprem.resources.memory_mib)
     pods = len(serving.slots) * (capacity.max_count + SURGE_PODS)
     namespace = ServingNamespace("serving", ServingNamespaceArgs(
         namespace_name=onprem.namespace,
+        owner=settings.stack,
         pod_security_version=onprem.pod_security_version,
         quota=ResourceBudget(cpu_millicores=pods * resources.cpu_millicores,
                              memory_mib=pods * resources.memory_mib, pods=pods),
@@ -110,7 +124,7 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
         model_store_cidrs=tuple(onprem.model_store.egress_cidrs),
         model_store_port=onprem.model_store.port,
         extra_egress_cidrs=tuple(extra_egress_cidrs),
-    ), opts=opts)
+    ), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=creator)))
     ns = namespace.namespace_name
     deployer = DeployerAccess("deployer", DeployerAccessArgs(namespace=ns, group_name=onprem.deployer_group), opts=opts)
     store = ModelStoreAccess("model-store", ModelStoreAccessArgs(
@@ -180,6 +194,13 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
         "endpoint_url": f"{ingress.url}/models/{model}/infer",
         "stable_service": router.stable_service_name,
         "deployer_role": deployer.role_name,
+        # What the switch check of the next update compares with (infra/switch_check.py).
+        RELEASES_OUTPUT: {slot.value: release_of(r) for slot, r in sorted(serving.slots.items())},
+        DEPLOYMENTS_OUTPUT: {slot.value: pulumi.Output.concat(server.deployment.metadata.namespace, "/",
+                                                              server.deployment.metadata.name)
+                             for slot, server in sorted(servers.items())},
+        TEMPLATES_OUTPUT: {slot.value: server.deployment.spec.apply(lambda spec: template_fingerprint(spec.template))
+                           for slot, server in sorted(servers.items())},
     }
     if router.preview_service_name is not None:
         outputs["preview_service"] = router.preview_service_name

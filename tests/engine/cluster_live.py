@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from lastmile import cluster as cluster_module
 
+PLAIN = Path(__file__).resolve().parent / "plain_pulumi.py"
 STACK = "onprem-local"
 NAMESPACE = "lastmile-local"
 SLOT_LABEL = "lastmile.dev/slot"
@@ -26,9 +29,23 @@ FRESH_NEVER_READY_IMAGE = "docker.io/lastmile/deadline-probe@" + cluster_module.
 
 
 class Live:
-    def __init__(self, checkout: Any, cluster: Any) -> None:
+    def __init__(self, checkout: Any, cluster: Any, engine_bin: Path) -> None:
         self.checkout = checkout
         self.cluster = cluster
+        self.engine_bin = engine_bin
+
+    def plain(self, verb: str = "up") -> subprocess.CompletedProcess[str]:
+        """`pulumi up`/`preview` of the checkout's program alone, as a workstation or the official action runs
+        it: no lastmile check around it (tests/engine/plain_pulumi.py)."""
+        env = {**self.checkout.env, "PULUMI_HOME": self.checkout.env["LASTMILE_PULUMI_HOME"],
+               "PULUMI_BIN_DIR": str(self.engine_bin)}
+        return subprocess.run([sys.executable, str(PLAIN), verb, STACK], cwd=self.checkout.root, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+
+    def edit_slot(self, slot: str, image: str) -> None:
+        """Give ``slot`` another image in the checkout's stack file."""
+        path = self.checkout.stack_file(STACK)
+        path.write_text(with_image(path.read_text(), slot, image))
 
     def kubectl(self, *args: str) -> Any:
         result = subprocess.run(["kubectl", "--kubeconfig", str(self.cluster.kubeconfig_path), *args],

@@ -58,8 +58,9 @@ def make_checkout(engine_bin: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="module")
-def live(make_checkout: Callable[[str], Checkout], request: pytest.FixtureRequest) -> Iterator[Live]:
+def live(make_checkout: Callable[[str], Checkout], engine_bin: Path,
+         request: pytest.FixtureRequest) -> Iterator[Live]:
     """A repository copy with a local cluster of its own, for one module (the cluster modules run side by side)."""
     checkout = make_checkout(request.module.__name__.rsplit(".", 1)[-1])
     with cluster_module.local_cluster(checkout.root / ".lastmile" / "cluster") as cluster:
-        yield Live(checkout, cluster)
+        yield Live(checkout, cluster, engine_bin)

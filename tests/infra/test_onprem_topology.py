@@ -121,10 +121,16 @@ def test_rbac_is_namespaced_least_privilege_and_model_servers_are_unbound(stack_
     assert accounts and all(a.inputs["automountServiceAccountToken"] is False for a in accounts)
 
 
+NAMESPACE_COMPONENT = "lastmile:k8s:ServingNamespace"
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_one_explicit_provider_for_everything(stack_graph, stack):
+def test_explicit_providers_for_everything(stack_graph, stack):
+    """One provider applies everything server-side; on a cluster the namespace and its policies come from a
+    second one with the same cluster and options but server-side apply, so a create of an existing namespace
+    fails instead of taking it over."""
     graph = stack_graph(stack)
-    provider = graph.one("pulumi:providers:kubernetes")
+    provider = graph.named("kubernetes")
     onprem = stack_config(stack)["lastmile:onprem"]
     render = onprem.get("render_directory")
     if render is not None:  # render mode talks to no cluster, and never to the ambient one
@@ -135,19 +141,27 @@ def test_one_explicit_provider_for_everything(stack_graph, stack):
     else:
         assert provider.inputs["kubeconfig"] == SECRET_MASK  # never ambient, never plaintext
     assert provider.inputs["enableServerSideApply"] == "true"
+    providers = {p.name for p in graph.of_type("pulumi:providers:kubernetes")}
+    if render is None:
+        creator = graph.named("kubernetes-create-only")
+        assert providers == {"kubernetes", "kubernetes-create-only"}
+        assert creator.inputs == provider.inputs | {"enableServerSideApply": "false"}
+    else:
+        assert providers == {"kubernetes"}
     for node in kubernetes_nodes(graph):
         if node.custom:
-            assert node.provider == provider.name, node.name
+            namespaced = NAMESPACE_COMPONENT in (node.parent or "") and render is None
+            assert node.provider == ("kubernetes-create-only" if namespaced else "kubernetes"), node.name
     assert ("render_directory" in graph.outputs) == (render is not None)
 
 
 def test_the_environment_does_not_leak_into_the_provider(stack_graph, monkeypatch):
     """The SDK fills unset provider options from $KUBECONFIG and PULUMI_K8S_*: every one is pinned."""
-    baseline = stack_graph("onprem-local").one("pulumi:providers:kubernetes")  # before the environment changes
+    baseline = stack_graph("onprem-local").named("kubernetes")  # before the environment changes
     monkeypatch.setenv("KUBECONFIG", "/home/someone/.kube/config")
     for name in ("DELETE_UNREACHABLE", "ENABLE_PATCH_FORCE", "UPSERT_EXISTING_OBJECTS", "ENABLE_SERVER_SIDE_APPLY"):
         monkeypatch.setenv(f"PULUMI_K8S_{name}", "true" if name != "ENABLE_SERVER_SIDE_APPLY" else "false")
-    assert synthesize("onprem-local").one("pulumi:providers:kubernetes") == baseline
+    assert synthesize("onprem-local").named("kubernetes") == baseline
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -178,7 +192,7 @@ def test_the_local_stacks_need_no_cloud_and_no_ambient_kubeconfig(stack_graph):
     local = stack_config("onprem-local")
     assert "lastmile:kubeconfig" not in local and "render_directory" not in local["lastmile:onprem"]
     assert local["lastmile:onprem"]["kubeconfig_file"] == ".lastmile/cluster/kubeconfig"
-    provider = stack_graph("onprem-local").one("pulumi:providers:kubernetes").inputs
+    provider = stack_graph("onprem-local").named("kubernetes").inputs
     assert provider["kubeconfig"] == "../.lastmile/cluster/kubeconfig" and "renderYamlToDirectory" not in provider
     gitops = stack_config("onprem-gitops")
     assert "lastmile:kubeconfig" not in gitops

@@ -33,7 +33,7 @@ def kubernetes_findings(*nodes: Node) -> list[str]:
 
 def namespace_args(**overrides) -> ServingNamespaceArgs:
     values = dict(
-        namespace_name="serving", pod_security_version="v1.33",
+        namespace_name="serving", owner="onprem-dev", pod_security_version="v1.33",
         quota=ResourceBudget(cpu_millicores=4000, memory_mib=4096, pods=8), container_defaults=RESOURCES,
         server_pod_labels=SERVER_POD_LABELS, server_port=8080, ingress_source_namespaces=("ingress-nginx",),
         model_store_cidrs=("10.20.0.0/24",), model_store_port=9000,
