@@ -248,10 +248,12 @@ def _private_key(name: str, value: str) -> Any:
         key = load_pem_private_key(pem, None)
     except (ValueError, TypeError) as error:
         raise PromotionError(f"{name} holds no unencrypted PEM private key", str(error).splitlines()[0],
-                             "store the PKCS#8 PEM `lastmile promote trust-key --generate-ed25519` wrote") from None
+                             "store the PKCS#8 PEM that `lastmile promote trust-key --name ci-ed25519 --environments dev,staging,prod "
+                             "--generate-ed25519 ci-evidence.pem` wrote") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise PromotionError(f"{name} holds a {type(key).__name__}", "allowed: an Ed25519 private key",
-                             "generate one with `lastmile promote trust-key --generate-ed25519 PATH`")
+                             "generate one with `lastmile promote trust-key --name ci-ed25519 --environments "
+                             "dev,staging,prod --generate-ed25519 ci-evidence.pem`")
     return key
 
 

@@ -127,12 +127,7 @@ def parse_problem(argv: list[str]) -> str | None:
 
 
 SUGGESTIONS = suggestions()
-KNOWN_WRONG = {  # reported to the files' owner; strict: the test fails once they are fixed, so this is emptied
-    "lastmile promote trust-key --generate-ed25519": "lastmile/evidence.py: --generate-ed25519 takes a PATH, and "
-                                                    "trust-key needs --name and --environments",
-    "lastmile promote trust-key --generate-ed25519 PATH": "lastmile/evidence.py: trust-key needs --name and "
-                                                         "--environments",
-}
+KNOWN_WRONG: dict[str, str] = {}  # a suggestion known to be wrong, with why (strict xfail until fixed)
 
 
 def test_the_scan_finds_the_suggestions():
