@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -416,7 +417,22 @@ def _run_in(args: argparse.Namespace, scratch: Path, signals: Signals) -> int:
     if summary is not None and summary.result != "succeeded":
         print(f"lastmile {args.verb} {args.stack}: {summary.result}", file=sys.stderr)
         return ExitCode.FAILED
+    if args.verb == "destroy" and guards_switches(settings):
+        print(f"lastmile destroy {args.stack}: {release_namespace(engine, settings)}", file=sys.stderr)
     return ExitCode.OK
+
+
+def release_namespace(engine: Engine, settings: Any) -> str:
+    """After a destroy: the stack's namespace goes if it is the stack's own and empty (lastmile.ownership)."""
+    from lastmile.ownership import release_namespace as release
+
+    if settings.onprem.kubeconfig_file is not None:
+        return release(REPO_ROOT / settings.onprem.kubeconfig_file, settings.onprem.namespace, settings.stack)
+    with tempfile.TemporaryDirectory(prefix="lastmile-kubeconfig-") as scratch:
+        path = Path(scratch) / "kubeconfig"
+        path.touch(mode=0o600)
+        path.write_text(engine.stack.get_config("lastmile:kubeconfig").value)
+        return release(path, settings.onprem.namespace, settings.stack)
 
 
 def _sandboxed(environ: Any) -> dict[str, str]:
@@ -433,6 +449,14 @@ def engine_failure(args: argparse.Namespace, text: str) -> int:
         print(f"lastmile {args.verb} {args.stack}: the program's switch check stopped the update before any change "
               f"(exit {refused}):\n  " + "\n  ".join(dict.fromkeys(lines)), file=sys.stderr)
         return refused
+    taken = re.search(r'namespaces "([^"]+)" already exists', text)
+    if taken:
+        print(f"lastmile {args.verb} {args.stack}: refused, nothing was deployed into it: namespace {taken[1]} exists "
+              "already and this stack did not create it; lastmile never takes over (or later deletes) a namespace "
+              f"it did not create (exit {ExitCode.REFUSED}).\n  fix: set onprem.namespace to a namespace of the "
+              "stack's own; if this namespace is an earlier deployment's of this same stack, delete it once nothing "
+              "in it is needed, or restore the stack's state", file=sys.stderr)
+        return ExitCode.REFUSED
     if "is currently locked" in text:
         print(f"lastmile {args.verb} {args.stack}: another operation holds the stack's lock, nothing was done (exit "
               f"{ExitCode.UNAVAILABLE}):\n{_last_lines(lock_holders(text) or text, 4)}\n  fix: wait for that "

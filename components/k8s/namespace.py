@@ -1,10 +1,10 @@
 """ServingNamespace: a namespace that is locked down before anything runs in it.
 
 Ownership: the namespace carries ``lastmile.dev/owner: <owner>`` (the stack), and Pulumi never deletes it
-(``retain_on_delete``): a destroy removes what the stack put into it, and the namespace goes only when nothing
-else is left in it (``lastmile destroy`` checks and says so), so objects other teams put there survive. Pass a
-provider that creates without server-side apply (infra's ``create_only``) so an existing namespace is never
-taken over.
+(``retain_on_delete``; ``retained`` False for rendered manifests): a destroy removes what the stack put into
+it, and the namespace goes only when nothing else is left in it (``lastmile destroy`` checks and says so), so
+objects other teams put there survive. Pass a provider that creates without server-side apply (infra's
+``create_only``) so that an existing namespace is never taken over.
 
 Safe defaults, all always on:
 - Pod Security admission labels at ``restricted`` for enforce, warn and audit, each pinned to
@@ -50,6 +50,9 @@ class ServingNamespaceArgs:
     """Physical name of the namespace (from stack config: other systems address it by name)."""
     owner: str
     """Who owns the namespace (the stack's name): the value of its lastmile.dev/owner label."""
+    retained: bool = True
+    """Pulumi never deletes the namespace (deleting it deletes everything in it, other teams' objects too).
+    False where a destroy deletes no object, e.g. rendered manifests: the namespace's manifest goes with it."""
     pod_security_version: str
     """Pod Security admission version pin, e.g. v1.33."""
     quota: ResourceBudget
@@ -119,7 +122,7 @@ class ServingNamespace(pulumi.ComponentResource):
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace_name,
                                                 labels=labels | psa | {OWNER_LABEL: args.owner}),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retained),
         )
         ns = namespace.metadata.name
 

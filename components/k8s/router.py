@@ -6,17 +6,14 @@ selector (and the preview's). Logical names carry no slot, so a flip never renam
 Service.
 
 Readiness: the stable Service depends on the active slot's Deployment, and waits for ready endpoints no
-longer than that Deployment's rollout timeout (``pulumi.com/timeoutSeconds``). When one ``pulumi up`` both
-changes a slot's release and makes it active, the Deployment's readiness await (Pulumi waits for the
-rollout to be available) completes before the selector moves; a failed rollout stops the update with
-traffic still on the old slot. But pulumi-kubernetes 4.25.0's await can report an update complete too
-early (docs/design-notes.md, Performance), so ``lastmile up`` refuses an up that both changes a slot's
-release and activates it, and checks the live rollout of the slot about to get traffic before a flip
-(``lastmile/switch.py``); with plain ``pulumi up``, switch in two ups. The previous slot's Deployment is
-untouched by a flip, so it keeps serving the preview Service and a flip back is instant; it goes away
-only when the stack file drops its release. In render mode nothing is awaited (no cluster): the GitOps
-controller applying the rendered YAML orders the rollout (e.g. Argo CD sync waves) and should gate the
-Service on the Deployment's health.
+longer than that Deployment's rollout timeout (``pulumi.com/timeoutSeconds``). That order alone does not keep
+traffic off pods that are not ready: pulumi-kubernetes 4.25.0's await can report a rollout complete too early,
+and a Deployment scaled to 0 of 0 counts as complete. The program's switch check (infra/switch_check.py) runs
+before any of this is registered and refuses an unsafe switch on every path (plain ``pulumi up`` included). The
+previous slot's Deployment is untouched by a flip, so it keeps serving the preview Service and a flip back is
+instant; it goes away only when the stack file drops its release. In render mode nothing is awaited (no
+cluster): the GitOps controller applying the rendered YAML orders the rollout (e.g. Argo CD sync waves) and
+should gate the Service on the Deployment's health.
 """
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
     namespace = ServingNamespace("serving", ServingNamespaceArgs(
         namespace_name=onprem.namespace,
         owner=settings.stack,
+        retained=onprem.render_directory is None,
         pod_security_version=onprem.pod_security_version,
         quota=ResourceBudget(cpu_millicores=pods * resources.cpu_millicores,
                              memory_mib=pods * resources.memory_mib, pods=pods),

@@ -7,11 +7,15 @@ time is waiting on the engine and the cluster, not computing.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import re
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +125,45 @@ def active_and_idle(text: str) -> tuple[str, str]:
     active = re.search(r"^    active_slot: (blue|green)$", text, re.M)
     assert active, "no active_slot in the stack file"
     return active[1], "green" if active[1] == "blue" else "blue"
+
+
+@contextlib.contextmanager
+def golden_server(live: Live, slot: str, then: Any = None) -> Iterator[str]:
+    """A V2 endpoint on 127.0.0.1 that answers the golden set of ``slot``'s release (as the checkout's stack
+    file names it now) with the expected labels and probabilities: the stand-in for the slot's preview Service
+    (the local cluster runs no containers). ``then`` runs once, before the first answer is sent."""
+    from lastmile.golden import load_golden_set
+
+    release = re.search(rf"^      {slot}:\n(?:        .*\n)*?        version: (\S+)$",
+                        live.checkout.stack_file(STACK).read_text(), re.M)
+    assert release, f"no release for slot {slot}"
+    golden = load_golden_set("iris-classifier", release[1])
+    answer = json.dumps({"model_name": golden.model, "model_version": golden.version, "outputs": [
+        {"name": "label", "datatype": "BYTES", "shape": [len(golden.rows)], "data": [r.label for r in golden.rows]},
+        {"name": "probabilities", "datatype": "FP64", "shape": [len(golden.rows), len(golden.rows[0].probabilities)],
+         "data": [p for r in golden.rows for p in r.probabilities]}]}).encode()
+    pending = [then] if then is not None else []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            while pending:
+                pending.pop()()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

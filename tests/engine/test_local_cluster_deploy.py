@@ -6,7 +6,7 @@ both slots' pods Running/Ready; the stable Service's EndpointSlices list only th
 a flip moves them to the other slot's; a release that never becomes ready fails the up at the
 Deployment's await and traffic stays on the old slot (a flip to it, or a release and flip in one up, is
 refused); rolling back is one line; the RBAC and Pod Security checks hold on what the engine applied;
-destroy removes the namespace. The guards of an up (live rollout check, deadline) are in
+destroy removes the namespace it created, and never takes over or deletes another team's. The guards of an up (live rollout check, deadline) are in
 test_local_cluster_guards.py, on a cluster of their own.
 """
 
@@ -86,10 +86,13 @@ def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is
     flipped = re.sub(r"^(    active_slot: )blue$", r"\g<1>green", never_ready, flags=re.M)
 
     live.checkout.stack_file(STACK).write_text(flipped)  # release and switch in one up
+    plain = live.plain("up")  # the program alone, as `pulumi up` runs it
+    assert plain.returncode == 4 and "switch check: refused, nothing was changed: slot green" in plain.stderr
     refused = live.checkout.lastmile("up", STACK)
     assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
-    assert "refused, nothing was deployed: this up would both update slot green's Deployment" in refused.stderr
+    assert "switch check: refused" in refused.stderr and "would both change its release" in refused.stderr
     assert deployment(live, "green")["spec"]["template"]["spec"]["containers"][0]["image"] == good_image
+    assert live.stable_endpoint_ips() == blue and stable_selector(live) == "blue"
 
     live.checkout.stack_file(STACK).write_text(never_ready)  # the release alone, active_slot still blue
     started = time.monotonic()
@@ -103,10 +106,13 @@ def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is
     assert live.stable_endpoint_ips() == blue and stable_selector(live) == "blue"
 
     live.checkout.stack_file(STACK).write_text(flipped)  # the flip to it
+    plain = live.plain("up")
+    assert plain.returncode == 4 and "switch check: " in plain.stderr, plain.stderr[-3000:]
     flip = live.checkout.lastmile("up", STACK)
-    # Exit 2: its failed update would be retried in the same up; exit 1: its live rollout is incomplete.
+    # Exit 2: the failed release was never recorded, so this is a release and flip in one; exit 1: the
+    # provider reported it complete early and recorded it, and the live read finds it not ready.
     assert flip.returncode in (1, 2), flip.stdout[-3000:] + flip.stderr[-3000:]
-    assert "refused, nothing was deployed" in flip.stderr and "Traceback" not in flip.stdout + flip.stderr
+    assert "switch check: " in flip.stderr and "Traceback" not in flip.stdout + flip.stderr
     assert live.stable_endpoint_ips() == blue and stable_selector(live) == "blue", "traffic stayed on blue"
 
     live.checkout.stack_file(STACK).write_text(original)  # the rollback: the stack file as it was
@@ -118,11 +124,34 @@ def test_a_release_that_never_becomes_ready_is_never_switched_to_and_rollback_is
 
 
 def test_destroy_removes_the_namespace(live) -> None:
-    ok(live.checkout.lastmile("destroy", STACK))
+    destroyed = live.checkout.lastmile("destroy", STACK)
+    ok(destroyed)
+    assert f"namespace {NAMESPACE} was deleted (this stack created it" in destroyed.stderr
     gone = until(lambda: subprocess.run(["kubectl", "--kubeconfig", str(live.cluster.kubeconfig_path), "get",
                                           "namespace", NAMESPACE], capture_output=True, text=True,
                                          check=False).returncode != 0, timeout_seconds=120)
     assert gone, "the namespace is still there"
+
+
+def test_another_teams_namespace_is_never_taken_over_or_deleted(live) -> None:
+    """A namespace that exists already, with another team's ConfigMap in it, named by the stack file: the
+    create fails before anything is deployed into it (plain `pulumi up` and `lastmile up`, which says why,
+    exit 2); its labels stay the team's; destroy keeps it, and says so."""
+    live.kubectl("create", "namespace", "team-x")
+    live.kubectl("-n", "team-x", "create", "configmap", "precious", "--from-literal=keep=me")
+    live.edit_stack(rf"^(    namespace: ){NAMESPACE}$", r"\g<1>team-x")
+    plain = live.plain("up")
+    assert plain.returncode == 4 and 'namespaces "team-x" already exists' in plain.stderr, plain.stderr[-3000:]
+    refused = live.checkout.lastmile("up", STACK)
+    assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "namespace team-x exists already and this stack did not create it" in refused.stderr
+    labels = live.kubectl("get", "namespace", "team-x", "-o", "json")["metadata"].get("labels", {})
+    assert not any(key.startswith(("pod-security.", "lastmile.", "app.kubernetes.io")) for key in labels), labels
+    assert live.kubectl("-n", "team-x", "get", "networkpolicies,resourcequotas,deployments", "-o", "json")["items"] == []
+    destroyed = live.checkout.lastmile("destroy", STACK)
+    ok(destroyed)
+    assert "namespace team-x was kept: it is not labelled as onprem-local's" in destroyed.stderr
+    assert live.kubectl("-n", "team-x", "get", "configmap", "precious", "-o", "json")["data"] == {"keep": "me"}
 
 
 def test_up_without_the_cluster_says_how_to_start_it(make_checkout) -> None:

@@ -9,11 +9,12 @@ only the ready timeout returns.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
 from cluster_live import (FRESH_NEVER_READY_IMAGE, NAMESPACE, NEVER_READY_IMAGE, STACK, active_and_idle, deployment,
-                          ok, stable_selector, until, with_image)
+                          golden_server, ok, stable_selector, until, with_image)
 
 pytestmark = [pytest.mark.engine, pytest.mark.kube]
 
@@ -26,8 +27,9 @@ def test_up(live) -> None:
 
 def test_a_flip_to_a_slot_whose_live_rollout_is_incomplete_is_refused(live) -> None:
     """The state says the idle slot's Deployment is complete, but the cluster's copy was changed behind
-    Pulumi's back to a release that never becomes ready. The flip reads that Deployment live and refuses
-    (exit 1); the next up puts the stack file's release back."""
+    Pulumi's back to a release that never becomes ready. The program's switch check reads that Deployment
+    live and refuses, under plain `pulumi up`/`preview` and `lastmile up` (exit 1) alike; the next up with
+    the flip undone puts the stack file's release back."""
     original = live.checkout.stack_file(STACK).read_text()
     active, idle = active_and_idle(original)
     serving = live.slot_ips(active)
@@ -38,16 +40,91 @@ def test_a_flip_to_a_slot_whose_live_rollout_is_incomplete_is_refused(live) -> N
     assert until(lambda: live.slot_ips(idle, ready=False))
 
     live.edit_stack(rf"^(    active_slot: ){active}$", rf"\g<1>{idle}")
+    for verb in ("preview", "up"):
+        plain = live.plain(verb)
+        assert plain.returncode == 4 and f"switch check: not ready, nothing was changed: slot {idle}" in plain.stderr
+        assert "its pod template is not the one the stack deployed" in plain.stderr, plain.stderr[-3000:]
     refused = live.checkout.lastmile("up", STACK)
     assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
-    assert f"slot {idle}'s Deployment has not completed its rollout (read live just now)" in refused.stderr
-    assert f"Traffic stays on slot {active}" in refused.stderr and "Traceback" not in refused.stdout + refused.stderr
+    assert f"switch check: not ready, nothing was changed: slot {idle}" in refused.stderr
+    assert f"traffic stays on slot {active}" in refused.stderr and "Traceback" not in refused.stdout + refused.stderr
     assert live.stable_endpoint_ips() == serving and stable_selector(live) == active
 
     live.checkout.stack_file(STACK).write_text(original)
     ok(live.checkout.lastmile("up", STACK))
     image = deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image != NEVER_READY_IMAGE and until(lambda: live.slot_ips(idle))
+
+
+def test_a_flip_to_a_slot_scaled_to_zero_is_refused(live) -> None:
+    """0 of 0 replicas passes even `kubectl rollout status`; the switch check's replica floor
+    (capacity.min_count) refuses the flip on every path, and traffic stays."""
+    original = live.checkout.stack_file(STACK).read_text()
+    active, idle = active_and_idle(original)
+    serving = live.slot_ips(active)
+    name = deployment(live, idle)["metadata"]["name"]
+    live.kubectl("-n", NAMESPACE, "scale", "deployment", name, "--replicas=0")
+    assert until(lambda: not live.slot_ips(idle) and not live.slot_ips(idle, ready=False))
+
+    live.edit_stack(rf"^(    active_slot: ){active}$", rf"\g<1>{idle}")
+    plain = live.plain("up")
+    assert plain.returncode == 4 and "0 available replica(s), the stack's floor is 1" in plain.stderr, plain.stderr[-3000:]
+    refused = live.checkout.lastmile("up", STACK)
+    assert refused.returncode == 1 and "the stack's floor is 1" in refused.stderr, refused.stderr[-3000:]
+    assert live.stable_endpoint_ips() == serving and stable_selector(live) == active
+
+    live.checkout.stack_file(STACK).write_text(original)
+    live.kubectl("-n", NAMESPACE, "scale", "deployment", name, "--replicas=1")  # the HPA stops at 0: by hand
+    assert until(lambda: live.slot_ips(idle))
+
+
+def test_a_release_into_the_active_slot_is_refused(live) -> None:
+    """A new release in the slot that serves would update live traffic in place: refused on every path
+    (serving.allow_in_place_release is the named opt-in), and the active Deployment is untouched."""
+    original = live.checkout.stack_file(STACK).read_text()
+    active, _ = active_and_idle(original)
+    serving = live.slot_ips(active)
+    before = deployment(live, active)["spec"]["template"]
+    live.edit_slot(active, FRESH_NEVER_READY_IMAGE)
+    plain = live.plain("up")
+    assert plain.returncode == 4 and "would change the release of the active slot in place" in plain.stderr
+    refused = live.checkout.lastmile("up", STACK)
+    assert refused.returncode == 2 and "serving.allow_in_place_release: true" in refused.stderr, refused.stderr[-3000:]
+    assert deployment(live, active)["spec"]["template"] == before
+    assert live.stable_endpoint_ips() == serving
+    live.checkout.stack_file(STACK).write_text(original)
+
+
+def test_the_stack_file_changed_during_lastmile_up_cannot_slip_a_release_and_flip_through(live) -> None:
+    """`lastmile up --golden-url` reads the stack file for its golden gate; the file is changed while the gate
+    asks (the golden server rewrites it) into a release and flip in one. The program reads the file it deploys
+    and refuses: the decision and the deployment read the same config."""
+    original = live.checkout.stack_file(STACK).read_text()
+    active, idle = active_and_idle(original)
+    serving = live.slot_ips(active)
+    flip = re.sub(rf"^(    active_slot: ){active}$", rf"\g<1>{idle}", original, flags=re.M)
+    swapped = with_image(flip, idle, FRESH_NEVER_READY_IMAGE)
+    live.checkout.stack_file(STACK).write_text(flip)
+    with golden_server(live, idle, then=lambda: live.checkout.stack_file(STACK).write_text(swapped)) as url:
+        refused = live.checkout.lastmile("up", STACK, "--golden-url", url)
+    assert "golden" in refused.stderr and refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "switch check: refused" in refused.stderr and "would both change its release" in refused.stderr
+    assert live.stable_endpoint_ips() == serving and stable_selector(live) == active
+    assert deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"] != FRESH_NEVER_READY_IMAGE
+    live.checkout.stack_file(STACK).write_text(original)
+
+
+def test_a_flip_and_a_rollback_go_ahead_on_both_paths(live) -> None:
+    original = live.checkout.stack_file(STACK).read_text()
+    active, idle = active_and_idle(original)
+    target = live.slot_ips(idle)
+    live.edit_stack(rf"^(    active_slot: ){active}$", rf"\g<1>{idle}")
+    flipped = live.plain("up")
+    assert flipped.returncode == 0, flipped.stdout[-3000:] + flipped.stderr[-3000:]
+    assert until(lambda: live.stable_endpoint_ips() == target)
+    live.checkout.stack_file(STACK).write_text(original)
+    ok(live.checkout.lastmile("up", STACK))
+    assert until(lambda: live.stable_endpoint_ips() == live.slot_ips(active))
 
 
 def test_an_up_past_its_deadline_is_interrupted_and_leaves_the_state_true(live) -> None:
