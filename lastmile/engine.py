@@ -80,12 +80,12 @@ class EnginePaths:
         return Path(os.environ.get("LASTMILE_PULUMI_STATE_DIR") or self.root / ".pulumi-state")
 
 
-def is_local(stack: str, stacks_dir: Path = STACKS_DIR) -> bool:
-    """A local stack keeps its secrets with the passphrase provider; a team stack declares its KMS key
-    (``secretsprovider: awskms://...``) and keeps its state in the team's backend."""
-    from lastmile.stackfile import read_stack_file
+def is_local(stack: str) -> bool:
+    """A local stack (declared in infra.settings.common.LOCAL_STACKS) keeps its state in the repository and its
+    secrets with the passphrase provider; every other stack is a team stack (its KMS key, its backend)."""
+    from infra.settings.common import LOCAL_STACKS
 
-    return read_stack_file(stack, stacks_dir, assume_team_secrets=False).secrets_provider == "passphrase"
+    return stack in LOCAL_STACKS
 
 
 def engine_environment(stack: str, paths: EnginePaths = EnginePaths(), stacks_dir: Path = STACKS_DIR) -> dict[str, str]:
@@ -97,7 +97,7 @@ def engine_environment(stack: str, paths: EnginePaths = EnginePaths(), stacks_di
         "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",  # the plugin installed in PULUMI_HOME, not one on PATH
         "PULUMI_HOME": str(paths.pulumi_home),
     }
-    if is_local(stack, stacks_dir):
+    if is_local(stack):
         paths.state_dir.mkdir(parents=True, exist_ok=True)
         env["PULUMI_BACKEND_URL"] = paths.state_dir.resolve().as_uri()
         if not os.environ.get("PULUMI_CONFIG_PASSPHRASE") and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):

@@ -269,4 +269,4 @@ def stack_settings(stack: str, stacks_dir: Path = STACKS_DIR, *, assume_team_sec
                 raw[key] = json.loads(value)
             except json.JSONDecodeError:
                 raw[key] = value
-    return parse_settings(stack, raw, secrets)
+    return parse_settings(stack, raw, secrets, secrets_provider=stack_file.secrets_provider)

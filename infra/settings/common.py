@@ -10,6 +10,11 @@ from components.problems import MISSING, Problem  # noqa: F401 (the settings' vo
 from components.slots import Slot
 
 NAMESPACE = "lastmile"
+LOCAL_STACKS = frozenset({"onprem-local", "onprem-gitops"})
+"""The stacks that only ever run on a developer's machine: state in the repository's file backend, secrets
+with Pulumi's passphrase provider and a public passphrase. Declared here, reviewed as code: every other stack
+is a team stack and must keep its secrets with the team's KMS key (``secretsprovider: awskms://...``)."""
+TEAM_SECRETS_PROVIDER = "awskms://"
 
 
 class Topology(StrEnum):

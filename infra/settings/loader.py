@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from infra.settings.aws import AWS_RULES, AwsSettings
-from infra.settings.common import MISSING, NAMESPACE, Environment, Problem, Serving, Strict, Topology
+from infra.settings.common import (LOCAL_STACKS, MISSING, NAMESPACE, TEAM_SECRETS_PROVIDER, Environment, Problem,
+                                   Serving, Strict, Topology)
 from infra.settings.onprem import OnpremSettings
 from infra.settings.hybrid import HYBRID_RULES, HybridSettings
 from infra.settings.observability import OBSERVABILITY_RULES, ObservabilitySettings
 from infra.settings.onprem import ONPREM_RULES
 from infra.settings.rules import FAILED, RULES as COMMON_RULES
 from infra.settings.sections import CAPACITY_DEFAULTS, Alarms, Capacity, Rollout
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StackSettings(Strict):
@@ -144,12 +148,14 @@ def _with_capacity_defaults(raw: Any, environment: Any) -> Any:
     return filled
 
 
-def parse_settings(stack: str, raw: dict[str, Any], secrets: dict[str, Any] | None = None) -> StackSettings:
+def parse_settings(stack: str, raw: dict[str, Any], secrets: dict[str, Any] | None = None, *,
+                   secrets_provider: str | None = None) -> StackSettings:
     """Validate raw section values (already JSON-decoded). Pure: no Pulumi needed.
 
-    ``secrets`` maps the SECRET_KEYS that are set to their (secret Output) values.
+    ``secrets`` maps the SECRET_KEYS that are set to their (secret Output) values. ``secrets_provider``: the
+    stack file's (``passphrase`` when it names none); None leaves it unjudged (a test of the sections alone).
     """
-    problems: list[Problem] = []
+    problems: list[Problem] = list(secrets_provider_problems(stack, raw.get("environment"), secrets_provider))
     for key in sorted(set(raw) - set(SECTIONS) - set(SECRET_KEYS)):
         problems.append(Problem(key, raw[key], f"unknown key; lastmile keys are: {', '.join(SECTIONS)}",
                                 f"remove lastmile:{key} or correct its spelling"))
@@ -299,7 +305,40 @@ def required_secret_keys(raw: dict[str, Any]) -> tuple[str, ...]:
     return tuple(problem.field for problem in required_secrets(onprem, frozenset()))
 
 
+def secrets_provider_problems(stack: str, environment: Any, secrets_provider: str | None) -> list[Problem]:
+    """Local by declaration (LOCAL_STACKS, dev only), never by a missing line: a team stack whose file lost its
+    ``secretsprovider:`` would otherwise encrypt its secrets with a passphrase anyone can read."""
+    if secrets_provider is None:
+        return []
+    if stack in LOCAL_STACKS:
+        if environment not in (None, Environment.DEV.value):
+            return [Problem("environment", environment, f"{stack} is a local stack (public passphrase, state in the "
+                            "repository), which is only ever dev", "keep environment: dev, or use a team stack")]
+        return []
+    if secrets_provider.startswith(TEAM_SECRETS_PROVIDER):
+        return []
+    return [Problem("secretsprovider", secrets_provider, f"{stack} is a team stack (the local ones are "
+                    f"{', '.join(sorted(LOCAL_STACKS))}): its secrets must be encrypted with the team's KMS key, "
+                    f"{TEAM_SECRETS_PROVIDER}...; without the line Pulumi uses a passphrase",
+                    f"add `secretsprovider: {TEAM_SECRETS_PROVIDER}alias/lastmile-<env>?region=<region>` to "
+                    f"stacks/Pulumi.{stack}.yaml and re-encrypt its secrets with `pulumi config set --secret`")]
+
+
+def stack_file_secrets_provider(stack: str) -> str | None:
+    """The secrets provider the stack file names (``passphrase`` when none), read from the stack file the engine
+    uses (Pulumi.yaml's stackConfigDir); None when there is no such file (a program run outside the project)."""
+    import yaml
+
+    path = PROJECT_ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    return str(document.get("secretsprovider") or "passphrase") if isinstance(document, dict) else None
+
+
 def load_settings() -> StackSettings:
     """Read and validate this stack's config, or raise ConfigError with every problem."""
     raw, secrets = _raw_config()
-    return parse_settings(pulumi.get_stack(), raw, secrets)
+    stack = pulumi.get_stack()
+    return parse_settings(stack, raw, secrets, secrets_provider=stack_file_secrets_provider(stack))

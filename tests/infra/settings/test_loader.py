@@ -195,3 +195,17 @@ def test_instance_types_are_botocores_enum_for_production_variants():
     model = botocore.session.get_session().get_service_model("sagemaker")
     assert sagemaker_instance_types() == tuple(model.shape_for("ProductionVariantInstanceType").enum)
     assert "ml.m5.large" in sagemaker_instance_types()
+
+
+def test_local_is_declared_and_a_team_stack_needs_its_kms_key() -> None:
+    from infra.settings.loader import secrets_provider_problems
+
+    assert secrets_provider_problems("onprem-local", "dev", "passphrase") == []
+    assert secrets_provider_problems("aws-prod", "prod", "awskms://alias/lastmile-prod?region=eu-central-1") == []
+    assert secrets_provider_problems("aws-prod", "prod", None) == []  # not judged: a test of the sections alone
+    [lost] = secrets_provider_problems("aws-prod", "prod", "passphrase")
+    assert (lost.field, lost.value) == ("secretsprovider", "passphrase") and "awskms://" in lost.fix
+    [other] = secrets_provider_problems("onprem-dev", "dev", "gcpkms://projects/p/keys/k")
+    assert other.field == "secretsprovider"
+    [prod_local] = secrets_provider_problems("onprem-local", "prod", "passphrase")
+    assert prod_local.field == "environment" and "only ever dev" in prod_local.message
