@@ -9,6 +9,7 @@
 #   .tools/checkov-venv/bin/checkov --framework kubernetes --skip-download -d <dir> --compact
 #
 # kubernetes-validate (pure Python, schemas bundled) is pinned in requirements-dev.txt and runs from .venv.
+# actionlint and the shellcheck it runs: tools/scanners/actionlint.sh (called last), in .tools/actionlint.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,7 +19,7 @@ PYTHON="${PYTHON:-python3}"
 want="checkov==${CHECKOV_VERSION} $("$PYTHON" -c 'import sys; print("py%d.%d" % sys.version_info[:2])')"
 
 if [ -x "$VENV/bin/checkov" ] && [ "$(cat "$VENV/.stamp" 2>/dev/null)" = "$want" ]; then
-  exit 0
+  exec tools/scanners/actionlint.sh
 fi
 
 echo "scanners: installing checkov==${CHECKOV_VERSION} into $VENV" >&2
@@ -29,3 +30,4 @@ mkdir -p "$(dirname "$VENV")"
 # Fail here, not in a test, when the install is broken.
 "$VENV/bin/checkov" --version >/dev/null
 echo "$want" > "$VENV/.stamp"
+exec tools/scanners/actionlint.sh
