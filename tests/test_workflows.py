@@ -167,7 +167,7 @@ def test_one_team_backend_and_no_pulumi_cloud_token():
         assert "if" not in step_using(job, "aws-actions/configure-aws-credentials")
     # The stack file's secrets provider must be this environment's key, checked before anything runs.
     check = named(up, "this environment's KMS key")
-    assert check["env"]["PULUMI_SECRETS_PROVIDER"] == "${{ vars.PULUMI_SECRETS_PROVIDER }}"
+    assert check["env"]["PULUMI_KMS_KEY"] == "${{ vars.PULUMI_KMS_KEY }}"
     assert index_of(up, run="read_stack_file") < index_of(up, run='lastmile up "$STACK"')
 
 
