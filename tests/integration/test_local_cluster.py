@@ -5,18 +5,27 @@ namespaces: every process healthy; a new namespace gets its ``default`` ServiceA
 manager); a restricted Deployment becomes Available with Running/Ready pods on the fake nodes
 (scheduler, kwok) and its Service's EndpointSlice lists exactly those pod IPs; a Deployment whose
 image is pinned to the never-ready digest runs but never becomes Ready, so its Service has no ready
-endpoint. The last test drives the CLI on a cluster of its own: up, status, kubeconfig, down (no
-process left, status then exits 3), up again on the kept data.
+endpoint; a Secret written through the API server is in etcd, which answers the API server's
+certificate only (not none, not one of the cluster CA, not plain http, not on its peer port), on
+127.0.0.1 only, with a 0700 data directory. The last test drives the CLI on a cluster of its own: up,
+status, kubeconfig, down (no process left, status then exits 3), up again on the kept data.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime
 import hashlib
+import ipaddress
 import json
 import os
+import secrets
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -227,6 +236,109 @@ def test_job_pods_complete_and_a_deleted_namespace_goes_away(local_cluster: Loca
 
     run_kubectl(kubectl, "delete", "namespace", namespace, "--wait=true", f"--timeout={WAIT_SECONDS}s")
     assert kubectl("get", "namespace", namespace).returncode != 0
+
+
+# ---- etcd: only the API server gets in ---------------------------------------------------------------
+
+EtcdOutcome = tuple[int, Any] | str  # (status, JSON body), or the connection's error
+
+
+def etcd_call(url: str, context: ssl.SSLContext | None, body: dict[str, str]) -> EtcdOutcome:
+    """POST ``body`` to etcd's JSON gateway at ``url``."""
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError as error:  # URLError, ssl.SSLError, ConnectionResetError: refused before any answer
+        return f"{type(error).__name__}: {getattr(error, 'reason', error)}"
+
+
+def cluster_ca_client_context(pki: Path, scratch: Path) -> ssl.SSLContext:
+    """TLS with a client certificate the cluster CA signed, as an approved CertificateSigningRequest would get."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-etcd-client")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (scratch / "client.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (scratch / "client.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    context = ssl.create_default_context(cafile=str(pki / "etcd-ca.crt"))
+    context.load_cert_chain(scratch / "client.crt", scratch / "client.key")
+    return context
+
+
+def test_a_secret_written_through_the_api_server_is_in_etcd_and_only_the_api_servers_certificate_reads_it(
+        local_cluster: LocalCluster, tmp_path: Path) -> None:
+    kubectl, cluster = local_cluster.kubectl, local_cluster.cluster
+    pki = cluster.workdir / "pki"
+    namespace, value = "etcd-tls", secrets.token_hex(16)
+    run_kubectl(kubectl, "create", "namespace", namespace)
+    run_kubectl(kubectl, "create", "secret", "generic", "held", "-n", namespace, f"--from-literal=token={value}")
+    # The API server stores through etcd's TLS port and reads back what it stored.
+    stored = get_json(kubectl, "secret", "held", "-n", namespace)
+    assert base64.b64decode(stored["data"]["token"]).decode() == value
+
+    etcd = next(c for c in cluster.components if c.name == local.ETCD)
+    range_url = f"https://{local.HOST}:{etcd.port}/v3/kv/range"
+    query = {"key": base64.b64encode(f"/registry/secrets/{namespace}/held".encode()).decode()}
+    # The control: with the API server's etcd certificate the Secret's bytes are there to read.
+    status, answer = etcd_call(range_url, local.etcd_client_context(pki), query)
+    assert status == 200 and value.encode() in base64.b64decode(answer["kvs"][0]["value"]), answer
+
+    attempts = {
+        "no client certificate": etcd_call(range_url, ssl.create_default_context(cafile=str(pki / "etcd-ca.crt")),
+                                           query),
+        "a client certificate of the cluster CA": etcd_call(range_url, cluster_ca_client_context(pki, tmp_path), query),
+        "plain http": etcd_call(f"http://{local.HOST}:{etcd.port}/v3/kv/range", None, query),
+        "the peer port without a certificate": etcd_call(
+            f"https://{local.HOST}:{etcd.extra_ports['peer']}/v3/kv/range",
+            ssl.create_default_context(cafile=str(pki / "etcd-ca.crt")), query),
+    }
+    answered = {what: outcome for what, outcome in attempts.items()
+                if isinstance(outcome, tuple) and (outcome[0] == 200 or value in json.dumps(outcome[1]))}
+    assert answered == {}, f"etcd answered clients other than the API server: {answered}"
+    print("\netcd refused: " + "; ".join(f"{what}: {str(outcome)[:90]}" for what, outcome in attempts.items()))
+
+
+def listening_addresses(pid: int) -> set[str]:
+    """The host:port of every TCP socket ``pid`` listens on (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            address, port = fields[1].split(":")
+            raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, width, 8))
+            found.add(f"{ipaddress.ip_address(raw)}:{int(port, 16)}")
+    return found
+
+
+def test_etcd_listens_on_loopback_only_and_its_data_directory_is_private(local_cluster: LocalCluster) -> None:
+    cluster = local_cluster.cluster
+    etcd = next(c for c in cluster.components if c.name == local.ETCD)
+    assert listening_addresses(etcd.pid) == {f"{local.HOST}:{etcd.port}", f"{local.HOST}:{etcd.extra_ports['peer']}"}
+    assert (cluster.workdir / "etcd").stat().st_mode & 0o777 == 0o700
 
 
 # ---- the CLI on a cluster of its own ---------------------------------------------------------------
