@@ -5,6 +5,7 @@
 #   tools/engine/bootstrap.sh            ensure the engine, print its bin directory on stdout
 #   tools/engine/bootstrap.sh plugins    the same, then install the kubernetes plugin into
 #                                        $PULUMI_HOME (taken from the environment)
+#   tools/engine/bootstrap.sh verify     check every module of both builds against the pins, compile nothing
 #
 # Two binaries, built from the Go module proxy (see tools/engine/README.md):
 #   pulumi                      github.com/pulumi/pulumi/pkg/v3 (cmd/pulumi) v3.274.1, via tools/engine/cli/go.mod
@@ -13,6 +14,8 @@
 # No Python language host is needed: `lastmile up` runs the program inline through the Automation API.
 # A `pulumi` of exactly PULUMI_VERSION already on PATH (a workstation install) is used instead of
 # building the CLI.
+# Every module is pinned: the CLI's by cli/go.sum, the provider module by K8S_MODULE_SUM and its
+# dependencies by kubernetes/go.sum; a module that does not match stops the build (exit 1, naming it).
 #
 # Only the bin directory goes to stdout; everything else goes to stderr.
 # Environment knobs: LASTMILE_ENGINE_HOME (cache root), LASTMILE_ENGINE_CGO (CGO_ENABLED for the
@@ -28,6 +31,7 @@ PULUMI_VERSION=3.274.1   # -> pkg/v3, sdk/v3 v3.274.1
 # pseudo-version of the commit that tag v4.25.0 points at is served.
 K8S_VERSION=4.25.0       # pulumi-kubernetes==4.25.0
 K8S_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
+K8S_MODULE_SUM=h1:j2bphCf7c2YhnBrhwht2f3TNRRgcMImltUlAgzxr9H4= # its go.sum hash (h1:), checked before the module is copied
 PKG_MOD=github.com/pulumi/pulumi/pkg/v3
 SDK_MOD=github.com/pulumi/pulumi/sdk/v3
 K8S_MOD=github.com/pulumi/pulumi-kubernetes/provider/v4
@@ -39,6 +43,8 @@ ENGINE_HOME="${LASTMILE_ENGINE_HOME:-$HOME/.cache/lastmile/engine}"
 ENGINE_NAME="pulumi-v${PULUMI_VERSION}-k8s-v${K8S_VERSION}"
 ENGINE_DIR="$ENGINE_HOME/$ENGINE_NAME"
 BIN="$ENGINE_DIR/bin"
+# What pins every module of the two builds (see "module pins" in tools/lib/cached_build.sh).
+PINS="$SCRIPT_DIR/cli/go.sum, $SCRIPT_DIR/kubernetes/go.sum and K8S_MODULE_SUM"
 
 INSTALL_HINT="On a workstation with internet access, install the Pulumi CLI v${PULUMI_VERSION} instead \
 (https://www.pulumi.com/docs/install/) and the plugin with \
@@ -71,9 +77,25 @@ system_pulumi() {
 have_cli_in() { [[ -x "$1/pulumi" && "$(pulumi_version_of "$1/pulumi")" == "v$PULUMI_VERSION" ]]; }
 have_k8s_in() { [[ -x "$1/pulumi-resource-kubernetes" ]]; }
 
+# Hash of the pins (pure bash and coreutils: the fast path must not need Go).
+pins_hash() {
+	{ cat "$SCRIPT_DIR/cli/go.mod" "$SCRIPT_DIR/cli/go.sum" "$SCRIPT_DIR/kubernetes/go.sum"; echo "$K8S_MODULE_SUM"; } |
+		sha256sum | cut -c1-16
+}
+
+# The cache is keyed by version. A cache built under other pins (its BUILDINFO pins= line) is rebuilt;
+# one built before the pins existed (no such line) is kept: same versions, and its modules can be
+# checked against today's pins with `bootstrap.sh verify`.
+pins_match() {
+	local line
+	line="$(grep '^pins=' "$ENGINE_DIR/BUILDINFO" 2>/dev/null || true)"
+	[[ -z "$line" || "$line" == "pins=$(pins_hash)" ]]
+}
+
 # Succeeds when $BIN (possibly together with a workstation pulumi) provides all three pieces.
 engine_complete() {
 	have_k8s_in "$BIN" || return 1
+	pins_match || return 1
 	if have_cli_in "$BIN"; then
 		return 0
 	fi
@@ -95,43 +117,15 @@ Pulumi engine cannot be built from the Go module proxy. Install Go >= 1.24 (the 
 	PATH="$(dirname "$go"):$PATH"
 	export PATH
 	command -v python3 >/dev/null 2>&1 || die "python3 is missing (used to read go.mod/JSON files during the build)."
-	# Module mode with automatic go.mod/go.sum updates in the temporary wrapper modules; no VCS
-	# stamping (the module sources are not git checkouts). GOMODCACHE and GOCACHE stay at Go's
-	# defaults under $HOME (or whatever the user configured) so that warm rebuilds reuse them.
-	export GOFLAGS="-mod=mod -buildvcs=false"
+	# Every module is pinned by the committed cli/go.sum and kubernetes/go.sum (see "module pins" in
+	# tools/lib/cached_build.sh). GOMODCACHE and GOCACHE stay at Go's defaults under $HOME (or whatever
+	# the user configured) so that warm rebuilds reuse them.
+	pinned_go_env
 	export CGO_ENABLED="${LASTMILE_ENGINE_CGO:-0}"
 	GO_LOCAL_VERSION="$(go env GOVERSION)"
 	GO_LOCAL_VERSION="${GO_LOCAL_VERSION#go}"
-	log "using $(go version) ($(command -v go)), GOPROXY=$(go env GOPROXY), CGO_ENABLED=$CGO_ENABLED"
+	log "using $(go version) ($(command -v go)), GOPROXY=$(go env GOPROXY), CGO_ENABLED=$CGO_ENABLED; modules checked against $PINS"
 	[[ "$(go env GOPROXY)" != "off" ]] || die "GOPROXY=off: the Go module proxy is needed to build the engine. $INSTALL_HINT"
-	setup_sumdb
-}
-
-# The checksum database (sum.golang.org by default) is reached either directly or through the proxy
-# (<proxy>/sumdb/<name>/...). Only when neither answers is it switched off, for the processes of
-# this script only (exported here, never written with `go env -w`). The hashes of all dependencies
-# are still checked against the go.sum files shipped inside the pulumi modules (seeded below).
-setup_sumdb() {
-	local sumdb name url proxy
-	sumdb="$(go env GOSUMDB)"
-	[[ "$sumdb" == off ]] && { log "GOSUMDB=off is already set"; return; }
-	command -v curl >/dev/null 2>&1 || { log "curl missing: not probing $sumdb, leaving GOSUMDB as is"; return; }
-	read -r name url _ <<<"$sumdb"
-	name="${name%%+*}"
-	url="${url:-https://$name}"
-	if curl -fsS -m 10 -o /dev/null "$url/latest" 2>/dev/null; then
-		log "checksum database $name reachable directly"
-		return
-	fi
-	for proxy in $(go env GOPROXY | tr ',|' '  '); do
-		[[ "$proxy" == direct || "$proxy" == off ]] && continue
-		if curl -fsS -m 10 -o /dev/null "${proxy%/}/sumdb/$name/supported" 2>/dev/null; then
-			log "checksum database $name reachable through $proxy"
-			return
-		fi
-	done
-	log "checksum database $name unreachable (directly and through the proxy): GOSUMDB=off for this build only"
-	export GOSUMDB=off
 }
 
 # go mod download -json MODULE@VERSION; prints "Dir<TAB>GoMod<TAB>Info" or dies with Go's error.
@@ -145,6 +139,7 @@ download_module() {
 	err="$(python3 -c 'import json,sys
 try: print(json.load(sys.stdin).get("Error",""))
 except Exception: pass' <<<"$out" 2>/dev/null || true)"
+	is_checksum_error "${err:-$out}" && checksum_refusal "$PINS" "${err:-$out}"
 	printf 'engine/bootstrap: module %s is not available from the Go module proxy (%s):\n%s\n' \
 		"$modver" "$(go env GOPROXY)" "${err:-$out}" >&2
 	return 1
@@ -153,13 +148,11 @@ except Exception: pass' <<<"$out" 2>/dev/null || true)"
 # Checks every module needed before anything is compiled, reporting all that are missing at once.
 preflight() {
 	local failed=0 line
-	SDK_DIR="" PKG_DIR="" PKG_GOMOD="" PKG_INFO="" K8S_DIR=""
-	if line="$(download_module "$SDK_MOD@v$PULUMI_VERSION")"; then
-		IFS=$'\t' read -r SDK_DIR _ _ <<<"$line"
-	else failed=1; fi
+	PKG_GOMOD="" K8S_DIR=""
+	download_module "$SDK_MOD@v$PULUMI_VERSION" >/dev/null || failed=1
 	if [[ "$NEED_CLI" == 1 ]]; then
 		if line="$(download_module "$PKG_MOD@v$PULUMI_VERSION")"; then
-			IFS=$'\t' read -r PKG_DIR PKG_GOMOD PKG_INFO <<<"$line"
+			IFS=$'\t' read -r _ PKG_GOMOD _ <<<"$line"
 		else failed=1; fi
 	fi
 	if [[ "$NEED_K8S" == 1 ]]; then
@@ -210,23 +203,21 @@ sync_go_directive() {
 	(cd "$(dirname "$wrapper")" && go mod edit "-go=$want")
 }
 
-# Seeds a wrapper's go.sum with the hashes pinned by upstream go.sum files.
-seed_gosum() {
-	local dest="$1"
-	shift
-	cat "$@" 2>/dev/null | sort -u >"$dest" || true
-}
-
 # ---- the three builds ------------------------------------------------------------------------------
 
-build_cli() {
+# The CLI's wrapper module in $STAGE/src/cli, every module it builds from checked against cli/go.sum.
+prepare_cli() {
 	local w="$STAGE/src/cli"
 	mkdir -p "$w"
-	cp "$SCRIPT_DIR/cli/go.mod" "$w/go.mod"
+	cp "$SCRIPT_DIR/cli/go.mod" "$SCRIPT_DIR/cli/go.sum" "$w/"
 	(cd "$w" && go mod edit -require="$PKG_MOD@v$PULUMI_VERSION" -require="$SDK_MOD@v$PULUMI_VERSION")
 	sync_go_directive "$w/go.mod" "$PKG_GOMOD"
 	sync_replaces "$w/go.mod" "$PKG_GOMOD"
-	seed_gosum "$w/go.sum" "$PKG_DIR/go.sum" "$SDK_DIR/go.sum"
+	verify_modules "$w" "$SCRIPT_DIR/cli/go.sum" "$PKG_MOD/cmd/pulumi"
+}
+
+build_cli() {
+	local w="$STAGE/src/cli"
 	log "building pulumi v$PULUMI_VERSION ($PKG_MOD/cmd/pulumi)"
 	(cd "$w" && go build -trimpath \
 		-ldflags "-s -w -X $SDK_MOD/go/common/version.Version=v$PULUMI_VERSION" \
@@ -235,12 +226,16 @@ build_cli() {
 		die "the built pulumi reports '$(pulumi_version_of "$STAGE_BIN/pulumi")', expected v$PULUMI_VERSION"
 }
 
-build_k8s() {
-	local src="$STAGE/src/pulumi-kubernetes-provider" cmd f
+# The provider module, checked against K8S_MODULE_SUM, copied to $STAGE/src/pulumi-kubernetes-provider
+# with kubernetes/go.sum as its go.sum; every module it builds from checked against that.
+prepare_k8s() {
+	local src="$STAGE/src/pulumi-kubernetes-provider" got
+	got="$(module_dir_hash "$K8S_DIR" "$K8S_MOD@$K8S_MODULE_VERSION")"
+	[[ "$got" == "$K8S_MODULE_SUM" ]] || checksum_refusal "K8S_MODULE_SUM in $SCRIPT_DIR/bootstrap.sh" \
+		"$K8S_MOD@$K8S_MODULE_VERSION ($K8S_DIR) hashes to $got, which does not match the pinned $K8S_MODULE_SUM"
 	log "copying $K8S_MOD@v$K8S_VERSION to a writable directory"
 	cp -R "$K8S_DIR" "$src"
 	chmod -R u+w "$src"
-	cmd="$src/cmd/pulumi-resource-kubernetes"
 	# Local replace directives pointing outside the module cannot resolve in the copy: drop them so
 	# the proxy's version is used (reported; there is none in the releases seen so far).
 	local old new
@@ -257,6 +252,14 @@ for r in json.load(sys.stdin).get("Replace") or []:
         print(r["Old"]["Path"] + ("@" + r["Old"]["Version"] if r["Old"].get("Version") else ""), r["New"]["Path"])
 ')
 	sync_go_directive "$src/go.mod" "$src/go.mod"
+	cp "$SCRIPT_DIR/kubernetes/go.sum" "$src/go.sum"
+	check_pinned "$src" "$SCRIPT_DIR/kubernetes/go.sum" ./cmd/pulumi-resource-kubernetes/generate.go
+	verify_modules "$src" "$SCRIPT_DIR/kubernetes/go.sum" ./cmd/pulumi-resource-kubernetes
+}
+
+build_k8s() {
+	local src="$STAGE/src/pulumi-kubernetes-provider" cmd f
+	cmd="$src/cmd/pulumi-resource-kubernetes"
 	log "generating schema-embed.json and terraform-mapping-embed.json (VERSION=$K8S_VERSION go run ./generate.go)"
 	(cd "$cmd" && VERSION="$K8S_VERSION" go run ./generate.go) >&2
 	for f in schema-embed.json terraform-mapping-embed.json; do
@@ -300,15 +303,31 @@ build_engine_stage() {
 
 	log "building into $STAGE (cli=$NEED_CLI kubernetes=$NEED_K8S)"
 	preflight
+	[[ "$NEED_CLI" == 1 ]] && prepare_cli
+	[[ "$NEED_K8S" == 1 ]] && prepare_k8s
 	[[ "$NEED_CLI" == 1 ]] && build_cli
 	[[ "$NEED_K8S" == 1 ]] && build_k8s
 
 	{
 		if [[ -x "$STAGE_BIN/pulumi" ]]; then echo "pulumi=v$PULUMI_VERSION (built)"; else echo "pulumi=v$PULUMI_VERSION (using $sys)"; fi
 		echo "pulumi-resource-kubernetes=v$K8S_VERSION"
-		echo "go=$(go env GOVERSION) CGO_ENABLED=$CGO_ENABLED GOSUMDB=$(go env GOSUMDB)"
+		echo "go=$(go env GOVERSION) CGO_ENABLED=$CGO_ENABLED"
+		echo "pins=$(pins_hash)"
 		echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	} >"$STAGE/$ENGINE_NAME/BUILDINFO"
+}
+
+# `bootstrap.sh verify`: download (or find in the module cache) every module of both builds and check it
+# against the pins, as a build does before compiling; nothing is compiled, the cache is not touched.
+verify_only() {
+	NEED_CLI=1 NEED_K8S=1
+	setup_go_env
+	STAGE="$(mktemp -d)"
+	trap cleanup_stage EXIT
+	preflight
+	prepare_cli
+	prepare_k8s
+	log "every module of pulumi v$PULUMI_VERSION and pulumi-resource-kubernetes v$K8S_VERSION matches $PINS"
 }
 
 # Installs the kubernetes plugin into $PULUMI_HOME from our binary (idempotent).
@@ -329,11 +348,15 @@ main() {
 	local cmd="${1:-bin}"
 	case "$cmd" in
 	bin | plugins) ;;
+	verify)
+		verify_only
+		return 0
+		;;
 	-h | --help)
 		sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		return 0
 		;;
-	*) die "unknown argument '$cmd' (expected: bin, plugins, --help)" ;;
+	*) die "unknown argument '$cmd' (expected: bin, plugins, verify, --help)" ;;
 	esac
 	# Not `engine_complete || build_engine`: errexit is off inside a function called from a `||` list.
 	if ! engine_complete; then

@@ -4,6 +4,7 @@
 # reaches only the package registries.
 #
 #   tools/kube/bootstrap.sh          ensure the binaries, print their bin directory on stdout
+#   tools/kube/bootstrap.sh verify   check every module of the builds against the wrappers' go.sum, compile nothing
 #   tools/kube/bootstrap.sh --help   this text
 #
 # All are built from the Go module proxy through the wrapper modules beside this script, which
@@ -16,7 +17,8 @@
 #   etcd            go.etcd.io/etcd/server/v3 (its root package is etcd's main), tools/kube/etcd/go.mod
 #   kwok            sigs.k8s.io/kwok (cmd/kwok), tools/kube/kwok/go.mod
 # and cached by version in ${LASTMILE_KUBE_HOME:-$HOME/.cache/lastmile/kube}/kube-v<V>-etcd-v<V>-kwok-v<V>/bin.
-# A cache whose BUILDINFO was built from other wrapper files is rebuilt.
+# A cache whose BUILDINFO was built from other wrapper files is rebuilt. Every module is checked against
+# the wrappers' committed go.sum; one that does not match stops the build (exit 1, naming it).
 #
 # Only the bin directory goes to stdout; everything else goes to stderr. Exit 1, naming the module,
 # version and the proxy's error, when a module cannot be had.
@@ -92,9 +94,9 @@ setup_go_env() {
 	PATH="$(dirname "$go"):$PATH"
 	export PATH
 	command -v python3 >/dev/null 2>&1 || die "python3 is missing (used to read go's JSON output during the build)"
-	# The wrappers are tidied: build read-only against their go.sum, with the local toolchain only
-	# (no toolchain download), no VCS stamping. GOMODCACHE/GOCACHE stay at Go's (or the user's) defaults.
-	export GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local
+	# The wrappers are tidied and their go.sum files pin every module: build read-only against them
+	# (see "module pins" in tools/lib/cached_build.sh). GOMODCACHE/GOCACHE stay at Go's (or the user's) defaults.
+	pinned_go_env
 	export CGO_ENABLED="${LASTMILE_KUBE_CGO:-0}"
 	GO_LOCAL_VERSION="$(go env GOVERSION)"
 	GO_LOCAL_VERSION="${GO_LOCAL_VERSION#go}"
@@ -103,13 +105,13 @@ setup_go_env() {
 		version_ge "$GO_LOCAL_VERSION" "$want" || die "Go $GO_LOCAL_VERSION is too old: the wrappers in $SCRIPT_DIR need go >= $want"
 	done
 	[[ "$(go env GOPROXY)" != "off" ]] || die "GOPROXY=off: the Go module proxy is needed to build kube-apiserver, etcd and kwok"
-	log "using $(go version) ($(command -v go)), GOPROXY=$(go env GOPROXY), GOSUMDB=$(go env GOSUMDB), CGO_ENABLED=$CGO_ENABLED"
+	log "using $(go version) ($(command -v go)), GOPROXY=$(go env GOPROXY), CGO_ENABLED=$CGO_ENABLED; modules checked against the wrappers' go.sum"
 }
 
-# Downloads every module a wrapper's build needs; on failure names each refused module, its version
-# and the proxy's error (all of them at once), and exits 1.
+# Downloads every module a wrapper's build needs (each checked against the wrapper's go.sum: PINS);
+# on failure names each refused module, its version and Go's error (all of them at once), and exits 1.
 download_modules() {
-	local dir="$1" out failed
+	local dir="$1" pins="$2" out failed
 	out="$(cd "$dir" && go mod download -json 2>/dev/null)" || true
 	failed="$(python3 -c '
 import json, sys
@@ -123,13 +125,17 @@ while True:
     if obj.get("Error"):
         bad.append("  %s@%s: %s" % (obj.get("Path"), obj.get("Version"), obj["Error"]))
 print("\n".join(bad))' <<<"$out")" || failed="  (could not read go mod download output)"
+	is_checksum_error "$failed" && checksum_refusal "$pins" "$failed"
 	if [[ -n "$failed" ]]; then
 		printf 'kube/bootstrap: error: modules refused by the Go module proxy (%s) for %s:\n%s\n' \
 			"$(go env GOPROXY)" "$dir" "$failed" >&2
 		exit 1
 	fi
 	if [[ -z "$out" ]]; then # go itself failed before listing anything (e.g. go.mod unreadable)
-		out="$(cd "$dir" && go mod download 2>&1)" || die "go mod download failed in $dir:"$'\n'"$out"
+		if ! out="$(cd "$dir" && go mod download 2>&1)"; then
+			is_checksum_error "$out" && checksum_refusal "$pins" "$out"
+			die "go mod download failed in $dir:"$'\n'"$out"
+		fi
 	fi
 }
 
@@ -138,6 +144,7 @@ print("\n".join(bad))' <<<"$out")" || failed="  (could not read go mod download 
 module_paths() {
 	local dir="$1" modver="$2" out
 	out="$(cd "$dir" && go mod download -json "$modver" 2>&1)" || true
+	is_checksum_error "$out" && checksum_refusal "$SCRIPT_DIR/$(basename "$dir")/go.sum" "$out"
 	python3 -c '
 import json, sys
 modver, text = sys.argv[1], sys.stdin.read()
@@ -196,9 +203,13 @@ preflight() {
 	[[ "$failed" == 0 ]] || exit 1
 	check_staging_pins "$KUBE_GOMOD"
 	log "downloading the modules of $ETCD_MOD@$ETCD_VERSION, $KUBE_MOD@$KUBE_VERSION and $KWOK_MOD@$KWOK_VERSION"
-	download_modules "$STAGE/src/etcd"
-	download_modules "$STAGE/src/apiserver"
-	download_modules "$STAGE/src/kwok"
+	download_modules "$STAGE/src/etcd" "$ETCD_WRAPPER/go.sum"
+	download_modules "$STAGE/src/apiserver" "$APISERVER_WRAPPER/go.sum"
+	download_modules "$STAGE/src/kwok" "$KWOK_WRAPPER/go.sum"
+	log "checking every module of the builds against the wrappers' go.sum"
+	verify_modules "$STAGE/src/etcd" "$ETCD_WRAPPER/go.sum" "$ETCD_MOD"
+	verify_modules "$STAGE/src/apiserver" "$APISERVER_WRAPPER/go.sum" "${KUBE_COMPONENTS[@]/#/$KUBE_MOD/cmd/}"
+	verify_modules "$STAGE/src/kwok" "$KWOK_WRAPPER/go.sum" "$KWOK_MOD/cmd/kwok"
 }
 
 build_etcd() {
@@ -260,20 +271,34 @@ build_stage() {
 		echo "kube-scheduler=$KUBE_MOD@$KUBE_VERSION"
 		echo "etcd=$ETCD_MOD@$ETCD_VERSION"
 		echo "kwok=$KWOK_MOD@$KWOK_VERSION"
-		echo "go=$(go env GOVERSION) CGO_ENABLED=$CGO_ENABLED GOSUMDB=$(go env GOSUMDB)"
+		echo "go=$(go env GOVERSION) CGO_ENABLED=$CGO_ENABLED modules=verified against the wrappers' go.sum"
 		echo "wrappers=$(wrappers_hash)"
 		echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	} >"$STAGE/$NAME/BUILDINFO"
 }
 
+# `bootstrap.sh verify`: download (or find in the module cache) every module of the three wrappers and
+# check it against their go.sum, as a build does before compiling; nothing is compiled, the cache is not touched.
+verify_only() {
+	setup_go_env
+	STAGE="$(mktemp -d)"
+	trap cleanup_stage EXIT
+	preflight
+	log "every module of the three wrappers matches their go.sum"
+}
+
 main() {
 	case "${1:-bin}" in
 	bin) ;;
-	-h | --help)
-		sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	verify)
+		verify_only
 		return 0
 		;;
-	*) die "unknown argument '$1' (expected: bin, --help)" ;;
+	-h | --help)
+		sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		return 0
+		;;
+	*) die "unknown argument '$1' (expected: bin, verify, --help)" ;;
 	esac
 	# Not `cache_complete || build_all`: errexit is off inside a function called from a `||` list.
 	if ! cache_complete; then
