@@ -205,8 +205,10 @@ class Engine:
             self._stack = auto.Stack.create_or_select(self.stack_name, workspace)
         return self._stack
 
-    def up(self, *, on_output: Any = None) -> Any:
-        return self.stack.up(on_output=on_output, color="never")
+    def up(self, *, on_output: Any = None, refresh: bool = False) -> Any:
+        """``refresh``: read what runs first, in the same operation (``pulumi up --refresh``), so a field the
+        stack sets and someone changed by hand is put back by this update."""
+        return self.stack.up(on_output=on_output, color="never", refresh=refresh)
 
     def preview(self, *, diff: bool = True, on_output: Any = None) -> Any:
         return self.stack.preview(diff=diff, on_output=on_output, color="never")
@@ -401,7 +403,10 @@ def _run_in(args: argparse.Namespace, scratch: Path, signals: Signals) -> int:
                 return refused
         with engine.deadline(deadline) as watch:
             signals.watch = watch
-            result = getattr(engine, args.verb)(on_output=_print)
+            if args.verb == "up":  # on a cluster, what runs is read first: a hand edit is undone by this up
+                result = engine.up(on_output=_print, refresh=guards_switches(settings))
+            else:
+                result = getattr(engine, args.verb)(on_output=_print)
     except CommandError as error:
         signals.watch = None
         if signals.signum is not None:

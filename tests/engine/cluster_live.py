@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import os
 import re
 import subprocess
 import sys
@@ -45,6 +46,31 @@ class Live:
                "PULUMI_BIN_DIR": str(self.engine_bin)}
         return subprocess.run([sys.executable, str(PLAIN), verb, STACK], cwd=self.checkout.root, env=env,
                               capture_output=True, text=True, timeout=600, check=False)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`lastmile ARGS` started in the background, in a session of its own: a signal sent to its pid reaches
+        lastmile alone (as `timeout -s INT` or a process manager sends it), not the engine below it."""
+        return subprocess.Popen(self.checkout.lastmile_argv(*args), cwd=self.checkout.root, env=self.checkout.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def locks(self) -> list[Path]:
+        return sorted((self.checkout.root / ".pulumi-state" / ".pulumi" / "locks").glob("**/*.json"))
+
+    def orphaned_plugins(self) -> list[int]:
+        """Provider plugins of this checkout's engine home left running without their engine (parent: init)."""
+        home = Path(self.checkout.env["LASTMILE_PULUMI_HOME"]).resolve()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                exe = Path(os.readlink(entry / "exe"))
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if home in exe.parents and int(stat[stat.rindex(")") + 2:].split()[1]) == 1:
+                found.append(int(entry.name))
+        return found
 
     def edit_slot(self, slot: str, image: str) -> None:
         """Give ``slot`` another image in the checkout's stack file."""

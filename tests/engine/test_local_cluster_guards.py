@@ -1,15 +1,19 @@
-"""The guards of `lastmile up` on the local Kubernetes cluster, through the real engine.
+"""The guards of an update on the local Kubernetes cluster, through the real engine.
 
 A cluster of its own (so this module runs beside test_local_cluster_deploy.py under pytest-xdist). After a
-first up: a flip to a slot whose live rollout is incomplete (changed behind Pulumi's back) is refused; an up
-past its deadline (--timeout) is interrupted and leaves the state true to the cluster; an up that changes
-only the ready timeout returns.
+first up, each unsafe switch is tried with `lastmile up` and with the program alone (plain `pulumi up`): a
+flip to a slot changed behind Pulumi's back, to a slot scaled to 0, a release into the active slot, a stack
+file changed while `lastmile up` runs; each is refused with traffic on the old slot, and a flip and a
+rollback go ahead. Also: Ctrl-C and SIGTERM during a rollout end clean; an up past its deadline (--timeout)
+is interrupted and leaves the state true to the cluster; an up that changes only the ready timeout returns.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -112,6 +116,35 @@ def test_the_stack_file_changed_during_lastmile_up_cannot_slip_a_release_and_fli
     assert live.stable_endpoint_ips() == serving and stable_selector(live) == active
     assert deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"] != FRESH_NEVER_READY_IMAGE
     live.checkout.stack_file(STACK).write_text(original)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_rollout_ends_clean_and_the_next_up_restores(live, signum) -> None:
+    """Ctrl-C (or SIGTERM) while a release rolls out: the engine is asked to stop, the lock is released, no plugin
+    is left behind, the state is refreshed, lastmile exits 130 (143) with no traceback; putting the stack file
+    back and `lastmile up` restores it, with no manual step."""
+    original = live.checkout.stack_file(STACK).read_text()
+    _, idle = active_and_idle(original)
+    good_image = deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"]
+    live.edit_slot(idle, FRESH_NEVER_READY_IMAGE)
+    up = live.start("up", STACK)
+    try:
+        assert until(lambda: deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"]
+                     == FRESH_NEVER_READY_IMAGE, timeout_seconds=120), "the rollout never started"
+        up.send_signal(signum)
+        stdout, stderr = up.communicate(timeout=300)
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    expected = 130 if signum == signal.SIGINT else 143
+    assert up.returncode == expected, stdout[-3000:] + stderr[-3000:]
+    assert f"{signal.Signals(signum).name} received" in stderr and "the stack's state was refreshed" in stderr
+    assert "Traceback" not in stdout + stderr
+    assert live.locks() == [] and until(lambda: live.orphaned_plugins() == [], timeout_seconds=20)
+    live.checkout.stack_file(STACK).write_text(original)
+    ok(live.checkout.lastmile("up", STACK))
+    assert deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"] == good_image
+    assert until(lambda: live.slot_ips(idle))
 
 
 def test_a_flip_and_a_rollback_go_ahead_on_both_paths(live) -> None:
