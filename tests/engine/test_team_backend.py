@@ -89,3 +89,12 @@ def test_team_stack_state_in_s3_and_secrets_under_kms_hold_no_plaintext(make_che
         assert plaintext not in state
     assert "ciphertext" in state  # secret inputs are stored encrypted
     assert not (checkout.root / ".pulumi-state").exists(), "a team stack never touches the local file backend"
+
+    # `preview --base` of a team stack never deploys the base revision into the team's state (or anywhere):
+    # its secrets are under the team's key, which a throwaway state cannot use, so it is refused.
+    objects = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+    base = subprocess.run([*checkout.lastmile_argv("preview", STACK, "--base", "HEAD")], cwd=checkout.root, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert base.returncode == 2 and "a throwaway local state" in base.stderr, base.stdout[-3000:] + base.stderr
+    assert "Traceback" not in base.stdout + base.stderr
+    assert {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])} == objects
