@@ -59,6 +59,7 @@ LOCAL_PASSPHRASE = "lastmile-local-only"  # public on purpose: local stacks only
 BOOTSTRAP_TIMEOUT_SECONDS = 60 * 60  # a cold build is ~20 min on 2 cores; a warm check well under 1 s
 DEADLINE_MARGIN_SECONDS = 300
 TIMEOUT_RANGE = (10, 7 * 24 * 3600)  # --timeout, seconds
+GOLDEN_TIMEOUT_SECONDS = 60  # the golden gate's whole request, at most (and never past --timeout)
 
 
 class EngineUnavailable(RuntimeError):
@@ -398,7 +399,8 @@ def _run_in(args: argparse.Namespace, scratch: Path, signals: Signals) -> int:
             return ExitCode.FINDINGS if changes else ExitCode.OK
         if args.verb == "up" and args.golden_url:
             change = active_slot_change(engine, settings)
-            refused = golden_gate(settings, change, args.golden_url, args.golden_ca_file)
+            refused = golden_gate(settings, change, args.golden_url, args.golden_ca_file,
+                                  timeout_seconds=min(deadline, GOLDEN_TIMEOUT_SECONDS))
             if refused is not None:
                 return refused
         with engine.deadline(deadline) as watch:
@@ -511,7 +513,8 @@ def stopped(engine: Engine, args: argparse.Namespace, deadline: int, watch: Dead
     return code
 
 
-def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, ca_file: str | None) -> int | None:
+def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, ca_file: str | None, *,
+                timeout_seconds: float = 60) -> int | None:
     """Before an up that switches the active slot (or deploys the first one; ``change`` from
     ``active_slot_change``), ask ``url`` -- the slot that is about to receive traffic, e.g. the preview
     Service -- the golden set of its release. None: go ahead; otherwise the exit code, with the failing row
@@ -524,7 +527,8 @@ def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, 
         return None
     release = settings.serving.active
     try:
-        result = golden.run_check(golden.load_golden_set(release.model, release.version), url=url, ca_file=ca_file)
+        result = golden.run_check(golden.load_golden_set(release.model, release.version), url=url, ca_file=ca_file,
+                                  timeout_seconds=timeout_seconds, url_option="--golden-url")
     except golden.GoldenError as error:
         print(f"lastmile up: refused, nothing was deployed: {error}", file=sys.stderr)
         return ExitCode.REFUSED
