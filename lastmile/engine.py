@@ -59,6 +59,9 @@ LOCAL_PASSPHRASE = "lastmile-local-only"  # public on purpose: local stacks only
 BOOTSTRAP_TIMEOUT_SECONDS = 60 * 60  # a cold build is ~20 min on 2 cores; a warm check well under 1 s
 DEADLINE_MARGIN_SECONDS = 300
 TIMEOUT_RANGE = (10, 7 * 24 * 3600)  # --timeout, seconds
+# What a verb that could not start left untouched, in its own words.
+NOTHING_DONE = {"up": "nothing was deployed", "preview": "nothing was previewed", "destroy": "nothing was deleted",
+                "refresh": "the state was not changed", "outputs": "nothing was read", "cancel": "no lock was released"}
 GOLDEN_TIMEOUT_SECONDS = 60  # the golden gate's whole request, at most (and never past --timeout)
 
 
@@ -374,7 +377,7 @@ def _run_in(args: argparse.Namespace, scratch: Path, signals: Signals) -> int:
         print(f"lastmile {args.verb}: {error}", file=sys.stderr)
         return ExitCode.REFUSED
     except EngineUnavailable as error:
-        print(f"lastmile {args.verb}: cannot run here, nothing was deployed: {error}", file=sys.stderr)
+        print(f"lastmile {args.verb}: cannot run here, {NOTHING_DONE[args.verb]}: {error}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
     deadline = getattr(args, "timeout", None) or deadline_seconds(settings)
     try:

@@ -109,3 +109,15 @@ def test_a_timeout_outside_its_range_is_refused_before_anything_runs(value: str,
         cli.main(["up", "onprem-local", "--timeout", value])
     assert exit_.value.code == ExitCode.REFUSED
     assert f"--timeout: {value!r} is not a whole number of seconds from 10 to 604800" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("verb", "words"), [("up", "nothing was deployed"), ("destroy", "nothing was deleted"),
+                                             ("outputs", "nothing was read")])
+def test_without_the_local_cluster_each_verb_says_what_it_left_untouched(verb: str, words: str, capsys,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from lastmile import cli, cluster
+
+    monkeypatch.setattr(cluster, "status", lambda workdir: [])  # no process of the local cluster runs
+    assert cli.main([verb, "onprem-local"]) == ExitCode.UNAVAILABLE
+    err = capsys.readouterr().err
+    assert f"lastmile {verb}: cannot run here, {words}:" in err and "lastmile cluster up" in err
