@@ -23,15 +23,18 @@ longer than twice the stack's longest single wait plus 5 minutes (``deadline_sec
 overrides it), and killed a minute after that if the engine does not stop: an operation that hangs ends
 as a failure that says so, never as a command that does not return.
 
-Switching slots on Kubernetes: an ``up`` that changes ``active_slot`` first checks the slot about to get
-traffic (``lastmile.switch``): it must not be changed by the same up, and its live Deployment must have
-completed its rollout.
+Switching slots on Kubernetes: the program's own switch check (infra/switch_check.py) refuses an unsafe
+switch before any change, on every path; lastmile maps its refusal to exit 2 or 1 (``lastmile.switch``). On a
+cluster, ``up`` reads what runs first (``--refresh``), so a hand edit of what the stack sets is undone.
+Ctrl-C and SIGTERM during an engine operation are handled like the deadline (``Signals``): the engine is asked
+to stop once, the state is refreshed, exit 130 or 143. A stack locked by another operation is exit 3;
+``lastmile cancel STACK`` releases a lock only when its process is gone.
 
 Exit codes (lastmile.exitcodes): 0 ok (preview: no changes), 1 preview found changes, or the slot about
-to get traffic has not completed its rollout or (up --golden-url) failed its golden set, 2 refused input
-(unknown stack, bad stack config, an up that both changes a slot's release and activates it: lastmile's
-own message, nothing is deployed), 3 the engine is not available here, 4 the engine ran and the operation
-failed (or was stopped at its deadline).
+to get traffic is not ready live or (up --golden-url) failed its golden set, 2 refused input (unknown stack,
+bad stack config, a switch the program refuses whatever the cluster says, a namespace the stack did not
+create: nothing is deployed), 3 the engine, the cluster or the stack's lock is not available, 4 the engine
+ran and the operation failed (or was stopped at its deadline), 130/143 stopped by a signal.
 """
 
 from __future__ import annotations
