@@ -37,6 +37,7 @@ def _aws_stack(env: str, blue, green=None, active: str = "blue", region: str = "
            "      security_group_ids: [sg-0123abcd]\n") if env != "dev" else ""
     return (
         f"# aws-{env}: the {env} SageMaker endpoint\n"
+        f"secretsprovider: awskms://alias/lastmile-{env}?region={region}\n"
         "config:\n"
         "  lastmile:topology: aws\n"
         f"  lastmile:environment: {env}\n"
