@@ -529,7 +529,7 @@ def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, 
 
     after = settings.serving.active_slot.value
     if change is None:
-        print(f"lastmile up: the active slot stays {after}; no golden check needed", file=sys.stderr)
+        print(f"lastmile up: traffic stays on slot {after} and its release; no golden check needed", file=sys.stderr)
         return None
     release = settings.serving.active
     try:
@@ -543,9 +543,9 @@ def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, 
         return ExitCode.UNAVAILABLE
     if not result.passed:
         print(result.message(), file=sys.stderr)
-        print(f"lastmile up: nothing was deployed: the switch to slot {after} would send traffic to "
-              f"{release.model} {release.version}, whose golden set fails; the active slot stays "
-              f"{change[0] or 'unset'}", file=sys.stderr)
+        what = (f"the release in place in slot {after}" if change[0] == after else f"the switch to slot {after}")
+        print(f"lastmile up: nothing was deployed: {what} would send traffic to {release.model} {release.version}, "
+              f"whose golden set fails; traffic stays on {change[0] or 'nothing (first up)'}", file=sys.stderr)
         return ExitCode.FINDINGS
     print(result.message(), file=sys.stderr)
     return None

@@ -7,8 +7,9 @@ the slot about to get traffic, and stops the update when the switch is unsafe. `
 - maps its refusal to lastmile's exit codes (``refusal_code``): 2 for an update the check refuses whatever the
   cluster says (release and activate in one update, a slot without a release, a release changed in place),
   1 for a slot that is not ready live (rollout incomplete, below the replica floor, changed by hand);
-- asks, for ``--golden-url``, whether the update changes the active slot (``active_slot_change``), so the
-  golden set is asked of the slot about to get traffic before the engine starts.
+- asks, for ``--golden-url``, whether the update changes what takes traffic (``active_slot_change``: a flip,
+  or an allowed in-place release), so the golden set is asked of the URL first. For an in-place release no
+  slot serves the new release yet, so its golden set can only pass where the URL already serves it.
 """
 
 from __future__ import annotations
@@ -38,10 +39,18 @@ def guards_switches(settings: Any) -> bool:
 
 
 def active_slot_change(engine: Any, settings: Any) -> tuple[str | None, str] | None:
-    """(the deployed active slot, None before the first up; the stack file's) when this up changes the active
-    slot; None when it stays."""
-    before = engine.outputs().get("active_slot")
+    """(the deployed active slot, None before the first up; the stack file's) when this up changes which
+    release takes traffic: the active slot moves, or (an allowed in-place release) the active slot's release
+    changes, given as (slot, slot). None when traffic stays on what it is on."""
+    outputs = engine.outputs()
+    before = outputs.get("active_slot")
     after = settings.serving.active_slot.value
-    if before is not None and before.value == after:
-        return None
-    return (None if before is None else before.value, after)
+    if before is None or before.value != after:
+        return (None if before is None else before.value, after)
+    recorded = outputs.get("slot_releases")
+    release = settings.serving.active
+    served = (recorded.value or {}).get(after) if recorded is not None else None
+    wanted = {"model": release.model, "version": release.version, "sha256": release.sha256, "image": release.image}
+    if served is not None and dict(served) != wanted:
+        return (after, after)
+    return None

@@ -75,3 +75,16 @@ def test_a_switch_to_a_slot_that_fails_its_golden_set_never_happens(checkout, ma
     _set_active(checkout, "blue")  # no switch: no question asked
     unchanged = checkout.lastmile("up", STACK, "--golden-url", "http://127.0.0.1:9")
     assert unchanged.returncode == 0 and "no golden check needed" in unchanged.stderr
+
+    # A release changed in place in the active slot (blue; the stack allows it) is asked like a switch: the URL
+    # serves 1.0.0, not the new 1.1.0, so its golden set fails and nothing is deployed.
+    path = checkout.stack_file(STACK)
+    document = yaml.safe_load(path.read_text())
+    serving = document["config"]["lastmile:serving"]
+    serving["slots"] = {"blue": serving["slots"]["green"]}
+    serving["allow_in_place_release"] = True
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    in_place = checkout.lastmile("up", STACK, "--golden-url", server.base_url)
+    assert in_place.returncode == 1, in_place.stdout[-2000:] + in_place.stderr[-3000:]
+    assert "the release in place in slot blue would send traffic to iris-classifier 1.1.0" in in_place.stderr
+    assert "Updating" not in in_place.stdout and "Traceback" not in in_place.stderr
