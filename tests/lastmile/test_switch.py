@@ -200,3 +200,22 @@ def test_under_mocks_a_flip_to_a_ready_slot_builds_everything(to_green) -> None:
            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}}
     monitor, _, error = _run(previous(to_green, "blue"), api)
     assert error is None and any(n.type == "kubernetes:core/v1:Service" for n in monitor.nodes.values())
+
+
+class _Outputs:
+    def __init__(self, outputs: dict[str, Any]) -> None:
+        self._outputs = {k: type("Value", (), {"value": v})() for k, v in outputs.items()}
+
+    def outputs(self) -> dict[str, Any]:
+        return self._outputs
+
+
+def test_the_golden_gate_asks_on_a_flip_and_on_an_in_place_release_only(to_green) -> None:
+    from lastmile.switch import active_slot_change
+
+    assert active_slot_change(_Outputs({}), to_green) == (None, "green")  # the first up
+    assert active_slot_change(_Outputs({"active_slot": "blue"}), to_green) == ("blue", "green")
+    same = previous(to_green, "green")
+    assert active_slot_change(_Outputs(same), to_green) is None
+    other = {"model": "iris-classifier", "version": "1.0.9", "sha256": "0" * 64, "image": "x@sha256:" + "1" * 64}
+    assert active_slot_change(_Outputs(previous(to_green, "green", green=other)), to_green) == ("green", "green")
