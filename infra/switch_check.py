@@ -10,17 +10,21 @@ What: on a stack that deploys slots to a cluster, before any resource of the ser
 the program reads
 
 - the stack's own outputs of its last update (a ``StackReference`` to itself): which slot was active, the
-  release each slot held, its Deployment's name and pod-template fingerprint; and, only when traffic would
-  move,
+  route weights, the release each slot held, its Deployment's name and pod-template fingerprint; and, only
+  when traffic would move,
 - the live Deployment of the slot that would take traffic (``Deployment.get`` with the stack's provider),
 
 and refuses the whole update (a ``pulumi.RunError``: the engine reports it, nothing is changed) when
 
-1. one update would both change a slot's release and make that slot active (``refused``);
-2. the slot to activate has no release deployed yet (``refused``);
-3. the active slot's release would change in place, unless ``serving.allow_in_place_release`` says so
-   (``refused``): that is an update of live traffic that no switch check can see before it happens;
-4. the slot to activate (or, for an allowed in-place release, the active slot) is not ready live: its
+A slot *enters* traffic when it becomes ``active_slot`` (a flip) or when its route weight
+(``serving.weights``, recorded as ``slot_weights``) goes from 0 to more than 0: a weight change is a switch too.
+
+1. one update would both change a slot's release and make that slot enter traffic (``refused``);
+2. the slot to enter traffic has no release deployed yet (``refused``);
+3. the release of a slot that takes traffic before and after the update (the active slot, or one with a
+   weight) would change in place, unless ``serving.allow_in_place_release`` says so (``refused``): that is
+   an update of live traffic that no switch check can see before it happens;
+4. the slot to enter traffic (or, for an allowed in-place release, that slot) is not ready live: its
    rollout is incomplete, it has fewer available replicas than ``capacity.min_count``, or its pod template
    is no longer the one the stack deployed (changed behind Pulumi's back) (``not ready``).
 
@@ -40,6 +44,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s.readiness import below_floor, incomplete, template_fingerprint
+from components.slots import Slot
 from infra.settings.loader import StackSettings
 
 SWITCH_REFUSED = "switch check: refused, nothing was changed"
@@ -48,6 +53,7 @@ SWITCH_NOT_READY = "switch check: not ready, nothing was changed"
 RELEASES_OUTPUT = "slot_releases"
 DEPLOYMENTS_OUTPUT = "slot_deployments"
 TEMPLATES_OUTPUT = "slot_templates"
+WEIGHTS_OUTPUT = "slot_weights"
 
 
 @dataclass(frozen=True)
@@ -70,43 +76,68 @@ def release_of(release: Any) -> dict[str, str]:
 
 def judge_plan(previous: Mapping[str, Any] | None, settings: StackSettings) -> tuple[Refusal | None, str | None]:
     """Decide from the last outputs and the stack file alone: (a refusal, or None; the slot whose live
-    Deployment must be read before the update may go ahead, or None)."""
+    Deployment must be read before the update may go ahead, or None).
+
+    A slot *enters* traffic when it becomes active_slot (a flip) or when its route weight goes from 0 (or
+    nothing recorded) to more than 0: both get the same gates. A slot that takes traffic before and after the
+    update and changes its release is an in-place release. With two slots at most one slot can enter (the
+    weights of the last update summed to more than 0), so one live read decides."""
     if not previous or previous.get("active_slot") is None:
         return None, None  # the stack's first update: nothing serves yet
     serving = settings.serving
     before, after = str(previous["active_slot"]), serving.active_slot.value
+    was = weights_of(previous)
+    now = {slot.value: weight for slot, weight in serving.traffic_weights.items()}
+    entering = sorted({after} - {before} | {slot for slot, weight in now.items() if weight > 0 and was.get(slot, 0) <= 0})
     releases = previous.get(RELEASES_OUTPUT)
     if releases is None:
-        if before == after:
+        if not entering:
             return None, None
-        return Refusal(SWITCH_REFUSED, after, (
+        return Refusal(SWITCH_REFUSED, entering[0], (
             "the stack's last update did not record what each slot serves (it was made by an older lastmile)",),
-            f"run one update with active_slot still {before}; it records them; then flip"), None
-    desired = release_of(serving.active)
-    if before != after:
-        deployed = releases.get(after)
+            f"run one update with active_slot still {before} and the weights unchanged; it records them; then "
+            "switch"), None
+    for slot in entering:
+        how = "make it active" if slot == after != before else f"give it traffic (weight 0 -> {now[slot]})"
+        deployed = releases.get(slot)
+        desired = release_of(serving.slots[Slot(slot)])
         if deployed is None:
-            return Refusal(SWITCH_REFUSED, after, ("it has no release deployed yet, so nothing is ready to take "
-                                                   "traffic",),
-                           f"release into slot {after} with active_slot still {before} (one update), check it, "
-                           "then flip"), None
+            return Refusal(SWITCH_REFUSED, slot, (f"this update would {how}, but it has no release deployed yet, "
+                                                  "so nothing is ready to take traffic",),
+                           f"release into slot {slot} with its weight 0 and active_slot still {before} (one update), "
+                           "check it, then switch"), None
         if dict(deployed) != desired:
-            return Refusal(SWITCH_REFUSED, after, (
-                f"this update would both change its release ({_name(deployed)} -> {_name(desired)}) and make it "
-                "active; the engine can report a rollout complete before the pods are ready",),
-                f"first update with slot {after}'s new release and active_slot still {before}; check it through "
-                f"the preview Service; then flip active_slot to {after}"), None
-        return None, after
-    deployed = releases.get(after)
-    if deployed is not None and dict(deployed) != desired:
+            return Refusal(SWITCH_REFUSED, slot, (
+                f"this update would both change its release ({_name(deployed)} -> {_name(desired)}) and {how}; "
+                "the engine can report a rollout complete before the pods are ready",),
+                f"first update with slot {slot}'s new release, its weight 0 and active_slot still {before}; check it "
+                f"through the preview Service; then give it traffic (active_slot or serving.weights)"), None
+    if entering:
+        return None, entering[0]
+    serving_before = {slot for slot, weight in was.items() if weight > 0} | {before}
+    for slot in sorted(serving_before & ({slot for slot, weight in now.items() if weight > 0} | {after})):
+        deployed = releases.get(slot)
+        desired = release_of(serving.slots[Slot(slot)]) if Slot(slot) in serving.slots else None
+        if deployed is None or desired is None or dict(deployed) == desired:
+            continue
         if not serving.allow_in_place_release:
-            return Refusal(SWITCH_REFUSED, after, (
-                f"this update would change the release of the active slot in place ({_name(deployed)} -> "
+            what = "the active slot" if slot == after else f"slot {slot}, which takes traffic (weight {now[slot]}),"
+            return Refusal(SWITCH_REFUSED, slot, (
+                f"this update would change the release of {what} in place ({_name(deployed)} -> "
                 f"{_name(desired)}): live traffic would move to pods no check has seen",),
-                f"put the new release into the idle slot {serving.active_slot.other.value} and flip to it; or, "
+                f"put the new release into a slot that takes no traffic (weight 0, not active) and switch to it; or, "
                 "for a rolling update of live traffic by choice, set serving.allow_in_place_release: true"), None
-        return None, after
+        return None, slot
     return None, None
+
+
+def weights_of(previous: Mapping[str, Any]) -> dict[str, int]:
+    """The route weights the last update recorded; an update made before weights existed sent all traffic to
+    its active slot."""
+    recorded = previous.get(WEIGHTS_OUTPUT)
+    if recorded is None:
+        return {str(previous["active_slot"]): 100}
+    return {str(slot): int(weight) for slot, weight in dict(recorded).items()}
 
 
 def judge_live(slot: str, live: Mapping[str, Any], deployed_fingerprint: str | None, min_count: int,

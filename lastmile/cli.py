@@ -42,6 +42,7 @@ VERB_MODULES: dict[str, str] = {
     "plan": "lastmile.plandiff",
     "promote": "lastmile.promote",
     "verify": "lastmile.verify",
+    "drift": "lastmile.drift",
     "golden": "lastmile.golden",
     "up": "lastmile.engine", "preview": "lastmile.engine", "destroy": "lastmile.engine",
     "refresh": "lastmile.engine", "outputs": "lastmile.engine", "cancel": "lastmile.engine",

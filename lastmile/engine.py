@@ -196,21 +196,36 @@ class Engine:
         self.bin_dir = engine_bin(self.env)
         self._stack: Any = None
 
+    def workspace(self) -> Any:
+        from pulumi import automation as auto
+
+        from infra.program import run
+
+        return auto.LocalWorkspace(
+            work_dir=str(self.paths.root),
+            program=run,
+            env_vars=self.env,
+            pulumi_command=auto.PulumiCommand(root=str(self.bin_dir.parent), skip_version_check=True),
+        )
+
     @property
     def stack(self) -> Any:
         if self._stack is None:
             from pulumi import automation as auto
 
-            from infra.program import run
-
-            workspace = auto.LocalWorkspace(
-                work_dir=str(self.paths.root),
-                program=run,
-                env_vars=self.env,
-                pulumi_command=auto.PulumiCommand(root=str(self.bin_dir.parent), skip_version_check=True),
-            )
-            self._stack = auto.Stack.create_or_select(self.stack_name, workspace)
+            self._stack = auto.Stack.create_or_select(self.stack_name, self.workspace())
         return self._stack
+
+    def existing(self) -> bool:
+        """Select the stack only if its state exists (never creating it): False when it was never deployed
+        with this backend."""
+        from pulumi import automation as auto
+
+        try:
+            self._stack = auto.Stack.select(self.stack_name, self.workspace())
+        except auto.errors.StackNotFoundError:
+            return False
+        return True
 
     def up(self, *, on_output: Any = None, refresh: bool = False) -> Any:
         """``refresh``: read what runs first, in the same operation (``pulumi up --refresh``), so a field the

@@ -57,6 +57,7 @@ from components.slots import Slot
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 RUNTIME_CLASS = "lastmile_runtime.LastmileRuntime"
 HTTP_PORT = 8080
+GRPC_PORT = 8081  # MLServer's V2 gRPC protocol (the Gateway API entry routes it with a GRPCRoute)
 COMPONENT = "model-server"
 MODEL_REPOSITORY = "/mnt/models"
 TMP_VOLUME_MIB = 64
@@ -137,12 +138,14 @@ class ModelServer(pulumi.ComponentResource):
     slot: Slot
     pod_labels: dict[str, str]
     port: int
+    grpc_port: int
     rollout_timeout_seconds: int
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lastmile:k8s:ModelServer", name, None, opts)
         self.slot = args.slot
         self.port = HTTP_PORT
+        self.grpc_port = GRPC_PORT
         self.rollout_timeout_seconds = args.rollout_timeout_seconds
         self.pod_labels = server_selector(args.model_name) | {SLOT_LABEL: args.slot.value}
         labels = self.pod_labels | {"app.kubernetes.io/version": args.model_version}
@@ -253,7 +256,7 @@ def _pod_spec(args: ModelServerArgs, selector: dict[str, str], account: pulumi.I
     }
     server_env = {
         "MLSERVER_HTTP_PORT": str(HTTP_PORT),
-        "MLSERVER_GRPC_PORT": "8081",
+        "MLSERVER_GRPC_PORT": str(GRPC_PORT),
         "MLSERVER_METRICS_PORT": "8082",
         "MLSERVER_PARALLEL_WORKERS": "0",
         "MLSERVER_LOAD_MODELS_AT_STARTUP": "true",
@@ -308,7 +311,8 @@ def _pod_spec(args: ModelServerArgs, selector: dict[str, str], account: pulumi.I
             command=["mlserver", "start", MODEL_REPOSITORY],
             working_dir="/tmp",
             env=_env(server_env),
-            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT, protocol="TCP")],
+            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT, protocol="TCP"),
+                   k8s.core.v1.ContainerPortArgs(name="grpc", container_port=GRPC_PORT, protocol="TCP")],
             resources=args.resources.requirements(),
             security_context=container_security,
             volume_mounts=[

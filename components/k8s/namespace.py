@@ -61,8 +61,12 @@ class ServingNamespaceArgs:
     server_pod_labels: dict[str, str]
     """Labels every model-server pod carries; the allow policies select these pods only."""
     server_port: int
+    grpc_port: int | None = None
+    """A second serving port the ingress sources may reach (MLServer's gRPC). Omitted: server_port only."""
     ingress_source_namespaces: tuple[str, ...] = ()
     """Namespaces (by name) whose pods may reach the model servers. Omitted: none."""
+    ingress_source_pod_labels: dict[str, str] = field(default_factory=dict)
+    """Labels of the pods in those namespaces that may (the gateway's proxies). Omitted: any pod there."""
     ingress_source_cidrs: tuple[str, ...] = ()
     """Networks that may reach the model servers. Omitted: none."""
     dns_namespace: str = "kube-system"
@@ -86,6 +90,7 @@ class ServingNamespaceArgs:
             *check_cidrs("model_store_cidrs", self.model_store_cidrs),
             *check_cidrs("extra_egress_cidrs", self.extra_egress_cidrs),
             *check_range("server_port", self.server_port, 1, 65535),
+            *([] if self.grpc_port is None else check_range("grpc_port", self.grpc_port, 1, 65535)),
             *check_range("model_store_port", self.model_store_port, 1, 65535),
         ])
 
@@ -161,7 +166,9 @@ class ServingNamespace(pulumi.ComponentResource):
         servers = k8s.meta.v1.LabelSelectorArgs(match_labels=args.server_pod_labels)
         sources = [
             k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                match_labels={"kubernetes.io/metadata.name": source}))
+                match_labels={"kubernetes.io/metadata.name": source}), pod_selector=(
+                    k8s.meta.v1.LabelSelectorArgs(match_labels=args.ingress_source_pod_labels)
+                    if args.ingress_source_pod_labels else None))
             for source in args.ingress_source_namespaces
         ] + [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
              for cidr in args.ingress_source_cidrs]
@@ -172,7 +179,8 @@ class ServingNamespace(pulumi.ComponentResource):
                 pod_selector=servers,
                 policy_types=["Ingress"],
                 ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                    from_=sources, ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=args.server_port, protocol="TCP")],
+                    from_=sources, ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")
+                                          for port in (args.server_port, args.grpc_port) if port is not None],
                 )],
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -60,24 +60,30 @@ class SlotRouter(pulumi.ComponentResource):
     def __init__(self, name: str, args: SlotRouterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("lastmile:k8s:SlotRouter", name, None, opts)
         self.port = args.active.port
-        stable = self._service(f"{name}-stable", args.namespace, args.active, "stable")
+        stable = slot_service(self, f"{name}-stable", args.namespace, args.active, "stable")
         self.stable_service_name = stable.metadata.name
         self.preview_service_name = None
         if args.idle is not None:
-            self.preview_service_name = self._service(f"{name}-preview", args.namespace, args.idle, "preview").metadata.name
+            self.preview_service_name = slot_service(self, f"{name}-preview", args.namespace, args.idle,
+                                                     "preview").metadata.name
         self.register_outputs({"stable_service_name": self.stable_service_name})
 
-    def _service(self, name: str, namespace: pulumi.Input[str], server: ModelServer, role: str) -> k8s.core.v1.Service:
-        labels = {k: v for k, v in server.pod_labels.items() if k != SLOT_LABEL} | {"lastmile.dev/route": role}
-        return k8s.core.v1.Service(
-            name,
-            # The Service's await (ready endpoints) is bounded like its Deployment's, not by the provider's 10 min.
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=namespace, labels=labels, annotations={
-                "pulumi.com/timeoutSeconds": str(server.rollout_timeout_seconds)}),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=server.pod_labels,
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=server.port, target_port="http", protocol="TCP")],
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[server.deployment]),
-        )
+
+
+def slot_service(owner: pulumi.Resource, name: str, namespace: pulumi.Input[str], server: ModelServer, role: str, *,
+                 grpc: bool = False) -> k8s.core.v1.Service:
+    """A ClusterIP Service over one slot's pods (``http``, and ``grpc`` when asked), a child of ``owner``, created
+    after the slot's Deployment; its await (ready endpoints) is bounded like the Deployment's rollout."""
+    labels = {k: v for k, v in server.pod_labels.items() if k != SLOT_LABEL} | {"lastmile.dev/route": role}
+    ports = [k8s.core.v1.ServicePortArgs(name="http", port=server.port, target_port="http", protocol="TCP")]
+    if grpc:
+        ports.append(k8s.core.v1.ServicePortArgs(name="grpc", port=server.grpc_port, target_port="grpc", protocol="TCP",
+                                                 app_protocol="kubernetes.io/h2c"))
+    return k8s.core.v1.Service(
+        name,
+        # The Service's await (ready endpoints) is bounded like its Deployment's, not by the provider's 10 min.
+        metadata=k8s.meta.v1.ObjectMetaArgs(namespace=namespace, labels=labels, annotations={
+            "pulumi.com/timeoutSeconds": str(server.rollout_timeout_seconds)}),
+        spec=k8s.core.v1.ServiceSpecArgs(type="ClusterIP", selector=server.pod_labels, ports=ports),
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=[server.deployment]),
+    )

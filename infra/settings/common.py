@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from components.problems import MISSING, Problem  # noqa: F401 (the settings' vocabulary re-exports the one type)
 from components.slots import Slot
@@ -64,6 +64,20 @@ class Serving(Strict):
                     "switch check; release into the idle slot and flip.",
     )
 
+    weights: dict[Slot, StrictInt] | None = Field(
+        default=None,
+        description="Kubernetes (Gateway API entry): each slot's share of the route's traffic, integers read as a "
+                    "proportion (90 and 10 is 90 %/10 %; 0 takes a slot out of the route; at most 1000000 each). "
+                    "Omitted: all traffic on active_slot (100 on it, 0 on the other).",
+    )
+
     @property
     def active(self) -> Release:
         return self.slots[self.active_slot]
+
+    @property
+    def traffic_weights(self) -> dict[Slot, int]:
+        """The weight of every slot that has a release (the route's backends), defaults filled in."""
+        if self.weights is None:
+            return {slot: 100 if slot == self.active_slot else 0 for slot in sorted(self.slots)}
+        return {slot: self.weights.get(slot, 0) for slot in sorted(self.slots)}

@@ -5,8 +5,11 @@ they are the top-level secret keys read by the loader with get_secret (``loader.
 
 - ``lastmile:kubeconfig``               cluster credentials; required unless ``render_directory`` or
                                         ``kubeconfig_file`` is set
-- ``lastmile:tls_certificate``          PEM chain of the ingress certificate; always required (TLS is on)
-- ``lastmile:tls_private_key``          PEM key of that certificate; always required
+- ``lastmile:tls_certificate``          PEM chain of the ingress certificate; required with entry ingress
+- ``lastmile:tls_private_key``          PEM key of that certificate; required with entry ingress
+                                        (entry gateway: TLS ends at the Gateway's listener, whose certificate
+                                        the cluster's platform team keeps; the stack creates no listener and
+                                        needs no certificate)
 - ``lastmile:model_store_credentials``  JSON ``{"access_key_id": ..., "secret_access_key": ...}`` of a
                                         read-only key for the model store; always required
 
@@ -20,7 +23,15 @@ Shape (every field below; omitted fields take the default shown)::
       pod_security_version: v1.33            # Pod Security admission version pin (enforce, warn, audit)
       deployer_group: lastmile-deployers     # RBAC group CI authenticates as; bound to the deployer Role
       dns: {namespace: kube-system, pod_labels: {k8s-app: kube-dns}}
-      ingress:
+      entry: gateway                         # gateway | ingress: how traffic gets in from outside the cluster
+      gateway:                               # required with entry gateway (the default), refused otherwise
+        name: shared-gateway                 # required: the parent Gateway (the cluster's, not the stack's)
+        namespace: gateway-system            # required: its namespace; the NetworkPolicy admits only this one
+        section_name: https                  # required: the HTTPS listener the routes attach to (TLS ends there)
+        hostname: iris.serving.example.internal  # required: the routes' hostname; no wildcard in prod
+        pod_labels: {}                       # the gateway's proxy pods; omitted: any pod of its namespace
+        wait_for_accepted: true              # false: `pulumi up` does not wait for the route's Accepted
+      ingress:                               # required with entry ingress, refused otherwise
         host: iris.serving.example.internal  # required
         class_name: nginx
         controller: nginx                    # nginx | traefik
@@ -44,6 +55,11 @@ Shape (every field below; omitted fields take the default shown)::
         # read_only_root_filesystem: true, capabilities_add: [] are accepted only at these values
         # (or NET_BIND_SERVICE): a loosening override is reported with the reason, not applied.
 
+Entry: ``gateway`` (the default) attaches an HTTPRoute (REST) and a GRPCRoute (MLServer's V2 gRPC) to
+a Gateway the cluster provides, with one backend Service per slot carrying ``serving.weights``; ``ingress``
+is the Ingress path for clusters without Gateway API (ingress-nginx is retired): it follows active_slot
+only, so weights need entry gateway.
+
 Render mode: the Kubernetes provider writes the manifests to render_directory and talks to no cluster;
 nothing is awaited there (no readiness gate): the GitOps controller applying the YAML orders the
 rollout. The TLS and model-store secrets are still required, and they are rendered in plaintext.
@@ -58,10 +74,14 @@ from pydantic import Field, StrictBool, StrictInt
 
 from components.k8s.common import ROLLOUT_TIMEOUT_SECONDS_RANGE, check_cidrs, check_image_reference
 from components.k8s.ingress import IngressController
-from infra.settings.common import MISSING, Problem, Strict, Topology
+from infra.settings.common import MISSING, Environment, Problem, Strict, Topology
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+# Gateway API's Hostname: a DNS name, optionally with one leading wildcard label (refused in prod by a rule).
+ROUTE_HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+# Gateway API's weight bound (rules[].backendRefs[].weight).
+MAX_ROUTE_WEIGHT = 1_000_000
 # The framework-free core module each model's artifact ships in code/ (load_model(dir).predict(rows));
 # model_artifacts/manifest.json notes: "On-prem servers can import code/iris_model.py directly".
 CORE_MODULES: dict[str, str] = {"iris-classifier": "iris_model"}
@@ -75,8 +95,34 @@ class SeccompProfile(StrEnum):
     UNCONFINED = "unconfined"  # accepted by the parser only to be rejected with a reason (restricted forbids it)
 
 
+class Entry(StrEnum):
+    GATEWAY = "gateway"
+    INGRESS = "ingress"
+
+
+class GatewayRef(Strict):
+    """The parent Gateway the stack's routes attach to. It is the cluster's (its platform team's): the stack
+    creates no Gateway and no listener. TLS terminates at the named listener with the certificate the team
+    keeps there; the Gateway's ``allowedRoutes`` must admit routes from the serving namespace."""
+
+    name: str = Field(pattern=DNS_NAME, max_length=253, description="The Gateway's name.")
+    namespace: str = Field(pattern=DNS_LABEL, description="The Gateway's namespace; the only one the NetworkPolicy admits.")
+    section_name: str = Field(pattern=DNS_LABEL, description="The Gateway's HTTPS listener (sectionName) the routes "
+                              "attach to; naming it keeps the routes off a plain-HTTP listener of the same Gateway.")
+    hostname: str = Field(pattern=ROUTE_HOSTNAME, max_length=253,
+                          description="The routes' hostname; the listener's certificate must cover it.")
+    pod_labels: dict[str, str] = Field(
+        default={}, description="Labels of the gateway's proxy pods, to admit only them. Omitted: any pod of its namespace.")
+    wait_for_accepted: bool = Field(
+        default=True,
+        description="`pulumi up` waits until the Gateway's controller reports the HTTPRoute Accepted. false: for "
+        "clusters where no Gateway implementation runs (the local cluster): the routes are created and validated "
+        "by the API server, and never awaited. Omitted: wait.",
+    )
+
+
 class Ingress(Strict):
-    """The TLS ingress in front of the stable Service. There is no plain-HTTP variant."""
+    """The TLS ingress in front of the stable Service (entry ingress). There is no plain-HTTP variant."""
 
     host: str = Field(pattern=DNS_NAME, max_length=253, description="DNS name clients use; the TLS certificate must cover it.")
     class_name: str = Field(default="nginx", pattern=DNS_LABEL, description="IngressClass of the cluster's controller.")
@@ -191,7 +237,10 @@ class OnpremSettings(Strict):
         description="RBAC group of the CI identity that runs pulumi up; bound to the namespaced deployer Role.",
     )
     dns: Dns = Field(default_factory=Dns)
-    ingress: Ingress
+    entry: Entry = Field(default=Entry.GATEWAY, description="gateway: HTTPRoute + GRPCRoute on the cluster's Gateway "
+                         "(weights); ingress: an Ingress to the stable Service (no weights). Omitted: gateway.")
+    gateway: GatewayRef | None = Field(default=None, description="The parent Gateway; required with entry gateway.")
+    ingress: Ingress | None = Field(default=None, description="The Ingress; required with entry ingress.")
     model_store: ModelStore
     resources: Resources = Field(default_factory=Resources)
     security_context: SecurityContext = Field(default_factory=SecurityContext)
@@ -280,9 +329,86 @@ def restricted_security_context(s: Sections) -> list[Problem]:
     return problems
 
 
+def one_entry(s: Sections) -> list[Problem]:
+    """The entry names its section, and only that one is set: a half-moved stack file is refused, not guessed."""
+    onprem = s["onprem"]
+    wanted, unused = ("gateway", "ingress") if onprem.entry == Entry.GATEWAY else ("ingress", "gateway")
+    problems = []
+    if getattr(onprem, wanted) is None:
+        problems.append(Problem(f"onprem.{wanted}", MISSING, f"entry {onprem.entry.value} needs onprem.{wanted}" + (
+            " (the parent Gateway's name, namespace, HTTPS listener section_name and the routes' hostname)"
+            if wanted == "gateway" else " (host, class_name, allowed_source_namespaces)"),
+            f"add onprem.{wanted}" + (", or set onprem.entry: ingress on a cluster without Gateway API"
+                                       if wanted == "gateway" else ", or use the default entry gateway")))
+    if getattr(onprem, unused) is not None:
+        problems.append(Problem(f"onprem.{unused}", "set", f"entry {onprem.entry.value} does not read onprem.{unused}",
+                                f"remove onprem.{unused}, or set onprem.entry: {unused}"))
+    return problems
+
+
+def gateway_hostname(s: Sections) -> list[Problem]:
+    """A wildcard hostname in prod would let the route answer for every name under the domain."""
+    gateway = s["onprem"].gateway
+    if gateway is None or s["environment"] != Environment.PROD or not gateway.hostname.startswith("*"):
+        return []
+    return [Problem("onprem.gateway.hostname", gateway.hostname,
+                    "a prod route names its one host: a wildcard answers for every name under the domain",
+                    "name the host clients use, e.g. iris.serving.example.internal")]
+
+
+def weights_need_kubernetes(s: Sections) -> list[Problem]:
+    serving = s["serving"]
+    if serving.weights is None or s["topology"] in KUBERNETES_TOPOLOGIES:
+        return []
+    return [Problem("serving.weights", {k.value: v for k, v in serving.weights.items()},
+                    "weights split a Gateway API route between the Kubernetes slots; SageMaker shifts traffic "
+                    "with serving.rollout", "remove serving.weights")]
+
+
+def route_weights(s: Sections) -> list[Problem]:
+    """serving.weights: integers 0..1000000 (Gateway API's bound), only on slots with a release, a positive
+    total, and the active slot (what the stable Service and the Ingress follow) among those taking traffic."""
+    serving = s["serving"]
+    if serving.weights is None:
+        return []
+    field = "serving.weights"
+    problems = []
+    for slot, weight in sorted(serving.weights.items()):
+        if not 0 <= weight <= MAX_ROUTE_WEIGHT:
+            problems.append(Problem(f"{field}.{slot.value}", weight,
+                                    f"a weight is an integer from 0 to {MAX_ROUTE_WEIGHT} (a proportion of the total)",
+                                    "e.g. 90 and 10 for a 90/10 split; 0 takes the slot out of the route"))
+        if slot not in serving.slots:
+            problems.append(Problem(f"{field}.{slot.value}", weight,
+                                    f"slot {slot.value} has no release: a route to it would have nothing to serve",
+                                    f"add serving.slots.{slot.value} (deployed first with weight 0) or remove "
+                                    f"serving.weights.{slot.value}"))
+    if problems:
+        return problems
+    weights = serving.traffic_weights
+    if sum(weights.values()) <= 0:
+        return [Problem(field, {k.value: v for k, v in weights.items()},
+                        "the weights sum to 0: the route would send every request nowhere",
+                        f"give the active slot ({serving.active_slot.value}) a positive weight, e.g. 100")]
+    if weights[serving.active_slot] == 0:
+        problems.append(Problem(f"{field}.{serving.active_slot.value}", 0,
+                                "the active slot takes no route traffic, yet the stable Service (in-cluster callers) "
+                                "and the switch check follow active_slot",
+                                f"give slot {serving.active_slot.value} a positive weight, or set active_slot to the "
+                                "slot that takes the traffic"))
+    if serving.weights and s["onprem"].entry != Entry.GATEWAY and any(
+            w > 0 for slot, w in weights.items() if slot != serving.active_slot):
+        problems.append(Problem(field, {k.value: v for k, v in weights.items()},
+                                "an Ingress sends all traffic to the stable Service (active_slot): only Gateway API "
+                                "routes carry weights", "use onprem.entry: gateway, or remove serving.weights"))
+    return problems
+
+
 def narrow_networks(s: Sections) -> list[Problem]:
     """CIDRs must parse, and none may be 'everything': the NetworkPolicy is the on-prem perimeter."""
     onprem = s["onprem"]
+    if onprem.ingress is None:
+        return check_cidrs("onprem.model_store.egress_cidrs", onprem.model_store.egress_cidrs)
     problems = [*check_cidrs("onprem.ingress.allowed_source_cidrs", onprem.ingress.allowed_source_cidrs),
                 *check_cidrs("onprem.model_store.egress_cidrs", onprem.model_store.egress_cidrs)]
     if not onprem.ingress.allowed_source_namespaces and not onprem.ingress.allowed_source_cidrs:
@@ -344,7 +470,8 @@ def project_paths(s: Sections) -> list[Problem]:
 
 def required_secrets(onprem: OnpremSettings, present: frozenset[str] | set[str]) -> list[Problem]:
     """The secret keys the on-prem topology needs: TLS is always on; a cluster needs credentials."""
-    needed = ["tls_certificate", "tls_private_key", "model_store_credentials"]
+    needed = (["tls_certificate", "tls_private_key"] if onprem.entry == Entry.INGRESS else []) + [
+        "model_store_credentials"]
     if not onprem.render_mode and onprem.kubeconfig_file is None:
         needed.insert(0, "kubeconfig")
     why = {
@@ -371,6 +498,10 @@ ONPREM_RULES: list = [
     (shadow_slot_needs_sagemaker, ("serving", "topology")),
     (served_by_the_onprem_runtime, ("serving", "topology")),
     (restricted_security_context, ("onprem",)),
+    (one_entry, ("onprem",)),
+    (gateway_hostname, ("onprem", "environment")),
+    (weights_need_kubernetes, ("serving", "topology")),
+    (route_weights, ("serving", "onprem")),
     (narrow_networks, ("onprem",)),
     (deployer_group_not_system, ("onprem",)),
     (own_namespace, ("onprem",)),

@@ -8,10 +8,14 @@ What gets built (every piece a component in components/k8s):
   deployer        DeployerAccess: namespaced Role + RoleBinding for CI's group
   model-store     ModelStoreAccess: the store's read-only key (Secret) and CA bundle (ConfigMap)
   <model>-<slot>  ModelServer per slot that has a release in serving.slots (a slot is present iff it has one)
-  <model>-router  SlotRouter: stable Service on serving.active_slot, preview Service on the other slot
-  <model>-ingress TlsIngress: HTTPS-only Ingress to the stable Service
+  <model>-router  SlotRouter: stable Service on serving.active_slot, preview Service on the other slot (for
+                  in-cluster callers: they follow active_slot, never the weights)
+  <model>-routes  GatewayRoutes (onprem.entry gateway, the default): one backend Service per slot, an HTTPRoute
+                  and a GRPCRoute on the cluster's Gateway whose backendRefs carry serving.weights
+  <model>-ingress TlsIngress (onprem.entry ingress): HTTPS-only Ingress to the stable Service, no weights
 
-Blue/green is data: the slots are a loop over Slot; serving.active_slot alone moves the stable Service.
+Blue/green is data: the slots are a loop over Slot; serving.active_slot moves the stable Service, and the
+routes' weights (serving.weights; omitted: all on active_slot) move the traffic that comes through the Gateway.
 On a cluster, the switch check (infra/switch_check.py) runs first: no component of the serving half is
 registered before it has passed, on every path that runs this program.
 The hybrid topology reuses ``build_onprem(settings, provider, extra_egress_cidrs=...)``.
@@ -37,10 +41,12 @@ from components.k8s.observability import AlertRouting, ServingObservability, Ser
 from components.k8s.namespace import ResourceBudget, ServingNamespace, ServingNamespaceArgs
 from components.k8s.readiness import template_fingerprint
 from components.k8s.router import SlotRouter, SlotRouterArgs
+from components.k8s.routes import GatewayRoutes, GatewayRoutesArgs, ParentGateway, WeightedServer
 from infra.settings.common import Environment, Slot
 from infra.settings.loader import StackSettings
-from infra.settings.onprem import CORE_MODULES, SeccompProfile
-from infra.switch_check import DEPLOYMENTS_OUTPUT, RELEASES_OUTPUT, TEMPLATES_OUTPUT, release_of, switch_check
+from infra.settings.onprem import CORE_MODULES, Entry, SeccompProfile
+from infra.switch_check import (DEPLOYMENTS_OUTPUT, RELEASES_OUTPUT, TEMPLATES_OUTPUT, WEIGHTS_OUTPUT, release_of,
+                                switch_check)
 
 # The engine starts plugins in the program's directory (Pulumi.yaml `main: infra/`), not the project
 # root: the render directory, which the stack file names relative to the project root, is handed to the
@@ -108,6 +114,11 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
     resources = ContainerResources(cpu_millicores=onprem.resources.cpu_millicores,
                                    memory_mib=onprem.resources.memory_mib)
     pods = len(serving.slots) * (capacity.max_count + SURGE_PODS)
+    gateway = onprem.gateway if onprem.entry == Entry.GATEWAY else None
+    if gateway is not None:  # only the gateway's namespace (and its proxy pods, when named) reaches the servers
+        sources: tuple[tuple[str, ...], tuple[str, ...], dict[str, str]] = ((gateway.namespace,), (), dict(gateway.pod_labels))
+    else:
+        sources = (tuple(onprem.ingress.allowed_source_namespaces), tuple(onprem.ingress.allowed_source_cidrs), {})
     namespace = ServingNamespace("serving", ServingNamespaceArgs(
         namespace_name=onprem.namespace,
         owner=settings.stack,
@@ -118,8 +129,10 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
         container_defaults=resources,
         server_pod_labels=SERVER_POD_LABELS,
         server_port=8080,
-        ingress_source_namespaces=tuple(onprem.ingress.allowed_source_namespaces),
-        ingress_source_cidrs=tuple(onprem.ingress.allowed_source_cidrs),
+        grpc_port=8081 if gateway is not None else None,
+        ingress_source_namespaces=sources[0],
+        ingress_source_cidrs=sources[1],
+        ingress_source_pod_labels=sources[2],
         dns_namespace=onprem.dns.namespace,
         dns_pod_labels=dict(onprem.dns.pod_labels),
         model_store_cidrs=tuple(onprem.model_store.egress_cidrs),
@@ -176,27 +189,45 @@ def build_onprem(settings: StackSettings, provider: k8s.Provider, *,
             monitoring_namespace=watch.kubernetes.monitoring_namespace,
             prometheus_operator=watch.kubernetes.prometheus_operator,
             prometheus_selector_labels=dict(watch.kubernetes.prometheus_selector_labels)), opts=opts)
-    ingress = TlsIngress(f"{model}-ingress", TlsIngressArgs(
-        namespace=ns,
-        host=onprem.ingress.host,
-        class_name=onprem.ingress.class_name,
-        controller=onprem.ingress.controller,
-        service_name=router.stable_service_name,
-        service_port=router.port,
-        tls_certificate_pem=settings.secrets["tls_certificate"],
-        tls_private_key_pem=settings.secrets["tls_private_key"],
-        wait_for_address=onprem.ingress.wait_for_address,
-    ), opts=opts)
+    weights = serving.traffic_weights
+    entry_outputs: dict[str, Any] = {}
+    if gateway is not None:
+        routes = GatewayRoutes(f"{model}-routes", GatewayRoutesArgs(
+            namespace=ns,
+            gateway=ParentGateway(name=gateway.name, namespace=gateway.namespace, section_name=gateway.section_name),
+            hostname=gateway.hostname,
+            backends=tuple(WeightedServer(server=server, weight=weights[slot]) for slot, server in sorted(servers.items())),
+            wait_for_accepted=gateway.wait_for_accepted,
+            timeout_seconds=settings.ready_timeout_seconds,
+        ), opts=opts)
+        url = routes.url
+        entry_outputs = {"http_route": routes.http_route_name, "grpc_route": routes.grpc_route_name}
+    else:
+        url = TlsIngress(f"{model}-ingress", TlsIngressArgs(
+            namespace=ns,
+            host=onprem.ingress.host,
+            class_name=onprem.ingress.class_name,
+            controller=onprem.ingress.controller,
+            service_name=router.stable_service_name,
+            service_port=router.port,
+            tls_certificate_pem=settings.secrets["tls_certificate"],
+            tls_private_key_pem=settings.secrets["tls_private_key"],
+            wait_for_address=onprem.ingress.wait_for_address,
+        ), opts=opts).url
     outputs: dict[str, Any] = {
         "active_slot": serving.active_slot.value,
         "active_release": f"{serving.active.model} {serving.active.version}",
         "slots": {slot.value: f"{r.model} {r.version}" for slot, r in sorted(serving.slots.items())},
         "namespace": ns,
-        "endpoint_url": f"{ingress.url}/models/{model}/infer",
+        "endpoint_url": f"{url}/models/{model}/infer",
+        "entry": onprem.entry.value,
+        **entry_outputs,
         "stable_service": router.stable_service_name,
         "deployer_role": deployer.role_name,
         # What the switch check of the next update compares with (infra/switch_check.py).
         RELEASES_OUTPUT: {slot.value: release_of(r) for slot, r in sorted(serving.slots.items())},
+        # With entry ingress the weights are the active slot's 100/0: all traffic follows the stable Service.
+        WEIGHTS_OUTPUT: {slot.value: weight for slot, weight in weights.items()},
         DEPLOYMENTS_OUTPUT: {slot.value: pulumi.Output.concat(server.deployment.metadata.namespace, "/",
                                                               server.deployment.metadata.name)
                              for slot, server in sorted(servers.items())},

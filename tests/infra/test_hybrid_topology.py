@@ -94,7 +94,8 @@ OUTPUTS = {
     "traffic_primary", "traffic_failover", "onprem_service_url", "sagemaker_endpoint_name",
     "sagemaker_runtime_private_dns", "resolver_inbound_ips", "vpn_tunnel_addresses", "vpn_connection_id",
     "vpn_alarm_names", "vpc_cidr",
-    "slot_releases", "slot_deployments", "slot_templates",  # what the next update's switch check reads back
+    "slot_releases", "slot_deployments", "slot_templates", "slot_weights",  # what the next switch check reads back
+    "entry",
 }
 PSKS = {"lastmile:vpn_tunnel1_psk": "Hybrid_Tunnel.Key1", "lastmile:vpn_tunnel2_psk": "Hybrid_Tunnel.Key2"}
 

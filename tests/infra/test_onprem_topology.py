@@ -241,6 +241,7 @@ def test_flipping_blue_to_green_moves_only_the_services(stack_graph):
         "iris-classifier-router-preview: options.depends_on",
         "output active_slot",
         "output active_release",
+        "output slot_weights",
     }
     stable = after.named("iris-classifier-router-stable")
     assert stable.inputs["spec"]["selector"]["lastmile.dev/slot"] == "green"

@@ -15,7 +15,7 @@ from lastmile import cli
 from lastmile.common import REPO_ROOT, STACKS_DIR
 from lastmile.exitcodes import ExitCode
 
-VERBS = {"synth", "render", "policy", "contract", "plan", "promote", "verify", "golden", "cluster", "up", "preview", "destroy", "refresh", "outputs", "cancel"}
+VERBS = {"synth", "render", "policy", "contract", "plan", "promote", "verify", "golden", "cluster", "up", "preview", "destroy", "refresh", "outputs", "cancel", "drift"}
 SUBVERBS = {"plan": {"affected"},
             "promote": {"record-verification", "import-verifications", "check-log", "status", "trust-key"}}
 

@@ -91,7 +91,7 @@ def test_release_and_activate_in_one_update_is_refused(to_green) -> None:
     refusal, read = judge_plan(previous(to_green, "blue", green=other), to_green)
     assert read is None and refusal is not None and refusal.first == SWITCH_REFUSED
     assert "would both change its release" in refusal.message()
-    assert "fix: first update with slot green's new release and active_slot still blue" in refusal.message()
+    assert "fix: first update with slot green's new release, its weight 0 and active_slot still blue" in refusal.message()
     assert refusal_code(refusal.message()) == ExitCode.REFUSED
 
 
