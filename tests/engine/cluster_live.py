@@ -26,7 +26,8 @@ PLAIN = Path(__file__).resolve().parent / "plain_pulumi.py"
 STACK = "onprem-local"
 NAMESPACE = "lastmile-local"
 SLOT_LABEL = "lastmile.dev/slot"
-NEVER_READY_IMAGE = "docker.io/seldonio/mlserver@" + cluster_module.NEVER_READY_DIGEST
+NEVER_READY_DIGEST = cluster_module.NEVER_READY_DIGEST
+NEVER_READY_IMAGE = "docker.io/seldonio/mlserver@" + NEVER_READY_DIGEST
 # Never ready too, but a pod template no earlier test used. Going back to a template whose ReplicaSet exists
 # (scaled to 0) is a path where pulumi-kubernetes 4.25.0's await can report the rollout complete before the
 # ReplicaSet is scaled up (docs/design-notes.md): the deadline test needs an up that really waits.

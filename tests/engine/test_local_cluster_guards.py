@@ -17,8 +17,8 @@ import signal
 import time
 
 import pytest
-from cluster_live import (FRESH_NEVER_READY_IMAGE, NAMESPACE, NEVER_READY_IMAGE, STACK, active_and_idle, deployment,
-                          golden_server, ok, stable_selector, until, with_image)
+from cluster_live import (FRESH_NEVER_READY_IMAGE, NAMESPACE, NEVER_READY_DIGEST, NEVER_READY_IMAGE, STACK,
+                          active_and_idle, deployment, golden_server, ok, stable_selector, until, with_image)
 
 pytestmark = [pytest.mark.engine, pytest.mark.kube]
 
@@ -126,11 +126,13 @@ def test_a_signal_during_a_rollout_ends_clean_and_the_next_up_restores(live, sig
     original = live.checkout.stack_file(STACK).read_text()
     _, idle = active_and_idle(original)
     good_image = deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"]
-    live.edit_slot(idle, FRESH_NEVER_READY_IMAGE)
+    # A never-ready template of this test's own: the deadline test below needs FRESH_NEVER_READY_IMAGE unused.
+    never_ready = f"docker.io/lastmile/signal-{signal.Signals(signum).name.lower()}@{NEVER_READY_DIGEST}"
+    live.edit_slot(idle, never_ready)
     up = live.start("up", STACK)
     try:
         assert until(lambda: deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"]
-                     == FRESH_NEVER_READY_IMAGE, timeout_seconds=120), "the rollout never started"
+                     == never_ready, timeout_seconds=120), "the rollout never started"
         up.send_signal(signum)
         stdout, stderr = up.communicate(timeout=300)
     finally:
