@@ -5,7 +5,9 @@
     lastmile cluster kubeconfig    the path of the admin kubeconfig (exit 3 when the cluster is not up)
     lastmile cluster down          stop the processes `up` started, by recorded pid; the data stays
 
-The binaries come from ``tools/kube/bootstrap.sh`` (built from the Go module proxy, cached by version).
+The binaries come from ``tools/kube/bootstrap.sh`` (built from the Go module proxy, cached by version); the
+Gateway API CRDs of the standard channel (pinned, ``tools/kube/gateway-api.sh``) and one local Gateway are
+installed on every ``up`` (``lastmile/gateway_api.py``), so the API server validates routes and weights.
 No containers run: kwok plays the kubelet of two fake nodes, and its Stages (``lastmile/kwok-stages.yaml``)
 move pods through Pending -> Running/Ready, assign pod IPs, and delete them. A pod with a container whose
 image is pinned to the all-zero digest (``NEVER_READY_DIGEST``) runs but never becomes Ready: a release
@@ -583,6 +585,16 @@ def _check_binaries(bin_dir: Path, components: Sequence[str]) -> dict[str, str]:
 
 # ---- start ------------------------------------------------------------------------------------------
 
+def _install_gateway_api(cluster: Cluster) -> None:
+    """The Gateway API CRDs and the local Gateway (lastmile/gateway_api.py), so the API server validates routes."""
+    from lastmile import gateway_api
+
+    try:
+        gateway_api.install(cluster.request, gateway_api.crd_directory())
+    except gateway_api.GatewayApiError as error:
+        raise ClusterStartError(str(error)) from error
+
+
 def _kwok_rbac() -> list[tuple[str, dict[str, Any]]]:
     """Least privilege for kwok: read nodes, write node/pod status, delete pods, renew node leases, events."""
     role = {
@@ -803,6 +815,7 @@ def _start_locked(paths: _Paths, bin_dir: Path | None, components: Sequence[str]
         if KWOK in components:
             _wait_until(lambda: _nodes_ready(reused), time.monotonic() + timeout_seconds, "fake nodes Ready",
                         reused.components)
+        _install_gateway_api(reused)  # idempotent; a cluster started before lastmile installed them gets them
         say(f"reusing the running cluster in {paths.workdir}")
         return reused
     if paths.state.exists():  # a partly dead cluster: stop what is left of it (ours only), then start afresh
@@ -857,6 +870,8 @@ def _start_locked(paths: _Paths, bin_dir: Path | None, components: Sequence[str]
                     # (stopped) would keep the new one off the nodes until its Leases expire (~40 s).
                     for node in NODE_NAMES:
                         cluster.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}")
+                say("installing the Gateway API CRDs (standard channel, pinned) and the local Gateway")
+                _install_gateway_api(cluster)
             elif name == ETCD:
                 _wait_until(lambda: _health(component, paths.pki, tokens["admin"])[0], deadline, name, started)
         for component in started[2:]:

@@ -130,7 +130,12 @@ class GatewayRoutes(pulumi.ComponentResource):
                              "backendRefs": backend_refs("grpc_port")}]},
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
-        self.http_route_name = http.metadata.name
-        self.grpc_route_name = grpc.metadata.name
+        self.http_route_name = http.metadata.apply(_name)
+        self.grpc_route_name = grpc.metadata.apply(_name)
         self.url = f"https://{args.hostname}/v2"
         self.register_outputs({"http_route_name": self.http_route_name, "grpc_route_name": self.grpc_route_name})
+
+
+def _name(metadata: object) -> str:
+    """A custom resource's metadata comes back untyped (a dict) from some engines and typed from others."""
+    return metadata["name"] if isinstance(metadata, dict) else metadata.name  # type: ignore[attr-defined]
