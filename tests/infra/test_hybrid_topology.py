@@ -54,7 +54,9 @@ STACKS = ("hybrid-staging", "hybrid-prod")
 # Resources per stack (components included). A change here is a reviewed change of what a hybrid stack
 # deploys: prod has a third zone (subnet, route table + association, propagation) and serves one release
 # on SageMaker; staging also runs green's release as a shadow variant (a second model).
-RESOURCE_COUNTS = {"hybrid-staging": 98, "hybrid-prod": 101}  # with the namespace's create-only provider
+# With the namespace's create-only provider; the Gateway API entry: its component, a backend Service per slot,
+# an HTTPRoute and a GRPCRoute (the Ingress path had its component, the Ingress and its TLS Secret).
+RESOURCE_COUNTS = {"hybrid-staging": 100, "hybrid-prod": 103}
 
 KEY = "aws:kms/key:Key"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -95,7 +97,7 @@ OUTPUTS = {
     "sagemaker_runtime_private_dns", "resolver_inbound_ips", "vpn_tunnel_addresses", "vpn_connection_id",
     "vpn_alarm_names", "vpc_cidr",
     "slot_releases", "slot_deployments", "slot_templates", "slot_weights",  # what the next switch check reads back
-    "entry",
+    "entry", "http_route", "grpc_route",
 }
 PSKS = {"lastmile:vpn_tunnel1_psk": "Hybrid_Tunnel.Key1", "lastmile:vpn_tunnel2_psk": "Hybrid_Tunnel.Key2"}
 
@@ -452,7 +454,7 @@ def test_outputs_carry_the_traffic_policy(graph, stack):
     expected = (policy["primary"], policy.get("failover", True))  # omitted: failover on
     assert (outputs["traffic_primary"], outputs["traffic_failover"]) == expected
     assert outputs["sagemaker_endpoint_name"] == outputs["endpoint_name"] == graph.one(ENDPOINT).inputs["name"]
-    host = stack_config(stack)["lastmile:onprem"]["ingress"]["host"]
+    host = stack_config(stack)["lastmile:onprem"]["gateway"]["hostname"]
     assert outputs["onprem_service_url"] == f"https://{host}/v2/models/iris-classifier/infer"
     assert outputs["namespace"] == stack_config(stack)["lastmile:onprem"]["namespace"]
     assert outputs["region"] == "eu-central-1"

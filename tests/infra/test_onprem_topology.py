@@ -59,7 +59,11 @@ NO_SCHEMA_KINDS: dict[tuple[str, str], str] = {
 }
 # Manifests per stack: the serving set (23); onprem-prod adds lastmile:observability's metrics Service,
 # scrape NetworkPolicy, dashboard ConfigMap, ServiceMonitor and PrometheusRule.
-MANIFEST_COUNTS = {"onprem-local": 23, "onprem-dev": 23, "onprem-prod": 28}
+MANIFEST_COUNTS = {"onprem-local": 25, "onprem-dev": 25, "onprem-prod": 30}
+# Gateway API kinds: kubernetes-validate ships core schemas only; these are validated (strictly: no unknown field)
+# against the openAPIV3Schema of the pinned CRDs (tools/kube/gateway-api.sh); the API server's CEL rules are
+# judged in tests/integration/test_gateway_api.py.
+GATEWAY_KINDS = {("gateway.networking.k8s.io/v1", "HTTPRoute"), ("gateway.networking.k8s.io/v1", "GRPCRoute")}
 
 
 def stack_config(stack: str) -> dict[str, Any]:
@@ -169,8 +173,14 @@ def test_secrets_stay_masked(stack_graph, stack):
     graph = stack_graph(stack)
     for secret in graph.of_type("kubernetes:core/v1:Secret"):
         assert secret.inputs["stringData"] == SECRET_MASK and secret.inputs["immutable"] is True
-    ingress = graph.one("kubernetes:networking.k8s.io/v1:Ingress").inputs["spec"]
-    assert ingress["tls"] and ingress["tls"][0]["hosts"] == [r["host"] for r in ingress["rules"]]
+    # The Gateway API entry: TLS ends at the named listener of the cluster's Gateway; the stack holds no certificate.
+    assert not graph.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    gateway = stack_config(stack)["lastmile:onprem"]["gateway"]
+    for kind in ("HTTPRoute", "GRPCRoute"):
+        route = graph.one(f"kubernetes:gateway.networking.k8s.io/v1:{kind}").inputs["spec"]
+        assert route["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway["name"],
+                                        "namespace": gateway["namespace"], "sectionName": gateway["section_name"]}]
+        assert route["hostnames"] == [gateway["hostname"]]
 
 
 def test_prod_survives_a_node_loss_and_spreads(stack_graph):
@@ -242,6 +252,9 @@ def test_flipping_blue_to_green_moves_only_the_services(stack_graph):
         "output active_slot",
         "output active_release",
         "output slot_weights",
+        # The Gateway API entry: the weights follow active_slot (serving.weights omitted), 100/0 -> 0/100.
+        "iris-classifier-routes-http: inputs.spec.rules",
+        "iris-classifier-routes-grpc: inputs.spec.rules",
     }
     stable = after.named("iris-classifier-router-stable")
     assert stable.inputs["spec"]["selector"]["lastmile.dev/slot"] == "green"
@@ -257,7 +270,8 @@ def test_the_previous_slot_stays_until_config_retires_it(stack_graph):
     removed = {c for c in graph_diff(before, after) if c.endswith(": removed")}
     assert removed == {f"iris-classifier-green-{role}: removed" for role in
                        ("account", "runtime", "deployment", "budget", "autoscaler")} | {
-        "iris-classifier-green: removed", "iris-classifier-router-preview: removed"}
+        "iris-classifier-green: removed", "iris-classifier-router-preview: removed",
+        "iris-classifier-routes-green: removed"}  # its backend Service leaves the routes with it
     blue = {n.urn: n for n in before.nodes.values() if n.name.startswith("iris-classifier-blue")}
     assert all(after.nodes[urn] == node for urn, node in blue.items())  # the serving slot is untouched
 
@@ -266,6 +280,13 @@ def test_the_previous_slot_stays_until_config_retires_it(stack_graph):
 
 def _onprem(stack: str, **changes) -> dict[str, Any]:
     return copy.deepcopy(stack_config(stack)["lastmile:onprem"]) | changes
+
+
+def _ingress_entry(**ingress: Any) -> dict[str, Any]:
+    """onprem-prod on the Ingress path (entry ingress), which needs the stack's certificate."""
+    onprem = {k: v for k, v in _onprem("onprem-prod").items() if k != "gateway"}
+    return onprem | {"entry": "ingress", "ingress": {"host": "iris.serving.example.internal",
+                                                     "allowed_source_namespaces": ["ingress-nginx"], **ingress}}
 
 
 def _tagged_image() -> dict[str, Any]:
@@ -291,10 +312,16 @@ FAILURES = {
     "unconfined seccomp": (_security(seccomp_profile="unconfined"), "onprem.security_context.seccomp_profile"),
     "writable root filesystem": (_security(read_only_root_filesystem=False),
                                  "onprem.security_context.read_only_root_filesystem"),
-    "ingress without a certificate": ({"lastmile:tls_certificate": None}, "tls_certificate"),
-    "ingress without a key": ({"lastmile:tls_private_key": None}, "tls_private_key"),
-    "ingress with TLS switched off": ({"lastmile:onprem": _onprem("onprem-prod", ingress={
-        **_onprem("onprem-prod")["ingress"], "tls": False})}, "onprem.ingress.tls"),
+    "ingress without a certificate": ({"lastmile:onprem": _ingress_entry(), "lastmile:tls_certificate": None},
+                                      "tls_certificate"),
+    "ingress without a key": ({"lastmile:onprem": _ingress_entry(), "lastmile:tls_private_key": None},
+                              "tls_private_key"),
+    "ingress with TLS switched off": ({"lastmile:onprem": _ingress_entry(tls=False)}, "onprem.ingress.tls"),
+    "gateway reference missing": ({"lastmile:onprem": _onprem("onprem-prod", gateway=None)}, "onprem.gateway"),
+    "wildcard hostname in prod": ({"lastmile:onprem": _onprem("onprem-prod", gateway={
+        **_onprem("onprem-prod")["gateway"], "hostname": "*.serving.example.internal"})}, "onprem.gateway.hostname"),
+    "weights summing to 0": ({"lastmile:serving": serving_with("onprem-prod") | {"weights": {"blue": 0, "green": 0}}},
+                             "serving.weights"),
     "cluster without credentials": ({"lastmile:kubeconfig": None}, "kubeconfig"),
     "egress to everything": ({"lastmile:onprem": _onprem("onprem-prod", model_store={
         **_onprem("onprem-prod")["model_store"], "egress_cidrs": ["0.0.0.0/0"]})},
@@ -314,10 +341,13 @@ def test_acceptance_failures_fail_clearly_and_register_nothing(case):
 
 
 def test_render_mode_needs_no_kubeconfig_but_keeps_tls(stack_graph):
+    """Render mode still needs the certificate where the stack terminates TLS itself (entry ingress)."""
     monitor = RecordingMonitor(RecordingMocks())
+    onprem = {k: v for k, v in _onprem("onprem-gitops").items() if k != "gateway"} | {
+        "entry": "ingress", "ingress": {"host": "iris.lastmile.localhost"}}
     with pytest.raises(ConfigError) as caught:
-        synthesize("onprem-local", overrides={"lastmile:tls_private_key": None}, monitor=monitor)
-    assert {p.field for p in caught.value.problems} == {"tls_private_key"}
+        synthesize("onprem-gitops", overrides={"lastmile:onprem": onprem}, monitor=monitor)
+    assert {p.field for p in caught.value.problems} == {"tls_certificate", "tls_private_key"}
     assert monitor.nodes == {}
 
 
@@ -374,10 +404,57 @@ def test_manifests_pass_strict_schema_validation(stack_graph, stack, tmp_path):
     kinds = {path: _api_kind(path) for path in paths}
     excluded = sorted(kind for kind in kinds.values() if kind in NO_SCHEMA_KINDS)
     assert excluded == (sorted(NO_SCHEMA_KINDS) if prometheus_operator(stack) else [])  # asserted in the test below
-    judged = [path for path in paths if kinds[path] not in NO_SCHEMA_KINDS]
+    judged = [path for path in paths if kinds[path] not in NO_SCHEMA_KINDS and kinds[path] not in GATEWAY_KINDS]
     result = kubernetes_validate(judged)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Couldn't find schema" not in result.stdout + result.stderr  # every manifest given to it was read
+    routes = [path for path in paths if kinds[path] in GATEWAY_KINDS]
+    assert sorted(kinds[path][1] for path in routes) == ["GRPCRoute", "HTTPRoute"]
+    for path in routes:
+        assert gateway_api_errors(yaml.safe_load(path.read_text())) == [], path.name
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """The CRD schema with unknown fields refused, as the API server's strict field validation does."""
+    schema = dict(schema)
+    if schema.get("type") == "object" and "properties" in schema and "additionalProperties" not in schema:
+        schema["additionalProperties"] = False
+    for key in ("properties",):
+        if key in schema:
+            schema[key] = {name: _strict(sub) for name, sub in schema[key].items()}
+    if isinstance(schema.get("items"), dict):
+        schema["items"] = _strict(schema["items"])
+    return schema
+
+
+def gateway_api_errors(manifest: dict[str, Any]) -> list[str]:
+    """Errors of a Gateway API manifest against its pinned CRD's OpenAPI schema (the storage version's)."""
+    import jsonschema
+
+    from lastmile.gateway_api import bundle, crd_directory
+
+    group, version = manifest["apiVersion"].split("/")
+    for crd in bundle(crd_directory()):
+        if crd.get("kind") == "CustomResourceDefinition" and crd["spec"]["names"]["kind"] == manifest["kind"]:
+            served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
+            schema = _strict(served["schema"]["openAPIV3Schema"])
+            schema["properties"]["metadata"] = {"type": "object"}
+            validator = jsonschema.Draft7Validator(schema)
+            return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)]
+    raise AssertionError(f"no CRD for {manifest['apiVersion']} {manifest['kind']}")
+
+
+@pytest.mark.scanner
+def test_the_route_schema_check_refuses_what_the_api_server_would(stack_graph, tmp_path):
+    """A misspelt field, a negative weight and a weight above Gateway API's bound are errors of gateway_api_errors."""
+    [path] = [p for p in export_manifests(stack_graph("onprem-local"), tmp_path) if p.name.startswith("HTTPRoute")]
+    route = yaml.safe_load(path.read_text())
+    assert gateway_api_errors(route) == []
+    backend = route["spec"]["rules"][0]["backendRefs"][0]
+    for change, words in (({"wieght": 1}, "wieght"), ({"weight": -1}, "-1"), ({"weight": 1_000_001}, "1000001")):
+        broken = copy.deepcopy(route)
+        broken["spec"]["rules"][0]["backendRefs"][0] = {**backend, **change}
+        assert any(words in error for error in gateway_api_errors(broken)), change
 
 
 def _api_kind(path: Path) -> tuple[str, str]:

@@ -27,6 +27,13 @@ def synth(stack: str) -> tuple[str, ...]:
     return ("synth", stack)
 
 
+GREEN_SLOT = """      green:
+        model: iris-classifier
+        version: 1.1.0
+        sha256: 325e91ebb8ab698301cbcf1f501b4311d34aa92ecc9cb2b049c7469c23ca9227
+        image: docker.io/seldonio/mlserver@sha256:f1ce1afa2dddffa9697e51d15e3c7c95d5cdb1e1d31771305307f96eb08e7007
+"""
+
 CASES = [
     # The stack file itself (lastmile/stackfile.py)
     Case("yaml-syntax", synth("aws-prod"), ("not valid YAML", "line"), "aws-prod", "  lastmile:rollout:\n",
@@ -75,6 +82,20 @@ CASES = [
          "onprem-prod", "eb08e7007\n", "eb08e700\n"),
     Case("shadow-slot-onprem", synth("onprem-prod"), ("serving.shadow_slot = 'green'", "would do nothing"),
          "onprem-prod", "    active_slot: blue\n", "    active_slot: blue\n    shadow_slot: green\n"),
+    # Gateway API entry and route weights (infra/settings/onprem.py)
+    Case("weights-sum-zero", synth("onprem-prod"), ("serving.weights", "sum to 0", "fix:"), "onprem-prod",
+         "    active_slot: blue\n", "    active_slot: blue\n    weights: {blue: 0, green: 0}\n"),
+    Case("weight-negative", synth("onprem-prod"), ("serving.weights.blue = -1", "0 to 1000000"), "onprem-prod",
+         "    active_slot: blue\n", "    active_slot: blue\n    weights: {blue: -1, green: 10}\n"),
+    Case("weight-not-integer", synth("onprem-prod"), ("serving.weights.green = 0.5", "whole number"), "onprem-prod",
+         "    active_slot: blue\n", "    active_slot: blue\n    weights: {blue: 1, green: 0.5}\n"),
+    Case("weight-without-release", synth("onprem-prod"), ("serving.weights.green = 10", "has no release", "fix:"),
+         "onprem-prod", GREEN_SLOT, "    weights: {blue: 90, green: 10}\n"),
+    Case("gateway-missing", synth("onprem-dev"), ("onprem.gateway", "entry gateway needs", "fix:"), "onprem-dev",
+         "    gateway:", "    other_gateway:"),
+    Case("wildcard-hostname-prod", synth("onprem-prod"), ("onprem.gateway.hostname = '*.serving.example.internal'",
+                                                          "wildcard", "fix:"), "onprem-prod",
+         "hostname: iris.serving.example.internal", "hostname: '*.serving.example.internal'"),
     # The same refusals through the other verbs that read stack files
     Case("render-bad-stack", ("render", "onprem-prod"), ("lastmile:environment = 'dev'",), "onprem-prod",
          "lastmile:environment: prod", "lastmile:environment: dev"),
