@@ -21,3 +21,4 @@ synth: setup
 bench: setup
 	.venv/bin/python tools/bench_synth.py
 	.venv/bin/python tools/bench_engine.py
+	.venv/bin/python tools/bench_drift.py

@@ -40,6 +40,7 @@ ran and the operation failed (or was stopped at its deadline), 130/143 stopped b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -48,6 +49,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -454,13 +456,22 @@ def release_namespace(engine: Engine, settings: Any) -> str:
     """After a destroy: the stack's namespace goes if it is the stack's own and empty (lastmile.ownership)."""
     from lastmile.ownership import release_namespace as release
 
+    with kubeconfig(engine, settings) as path:
+        return release(path, settings.onprem.namespace, settings.stack)
+
+
+@contextlib.contextmanager
+def kubeconfig(engine: Engine, settings: Any) -> Iterator[Path]:
+    """The stack's kubeconfig as a file: the project file it names, or its ``lastmile:kubeconfig`` secret written
+    to a private temporary file for as long as the block runs."""
     if settings.onprem.kubeconfig_file is not None:
-        return release(REPO_ROOT / settings.onprem.kubeconfig_file, settings.onprem.namespace, settings.stack)
+        yield REPO_ROOT / settings.onprem.kubeconfig_file
+        return
     with tempfile.TemporaryDirectory(prefix="lastmile-kubeconfig-") as scratch:
         path = Path(scratch) / "kubeconfig"
         path.touch(mode=0o600)
         path.write_text(engine.stack.get_config("lastmile:kubeconfig").value)
-        return release(path, settings.onprem.namespace, settings.stack)
+        yield path
 
 
 def _sandboxed(environ: Any) -> dict[str, str]:

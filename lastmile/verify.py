@@ -21,6 +21,13 @@ failed, runs another config or model); 3 could not check: AWS could not be asked
 endpoint, no credentials) or it is still deploying (``--wait-seconds N`` polls until it settles or N passes).
 The checks are :func:`check`, a pure function over DescribeEndpoint/DescribeEndpointConfig
 responses; the boto3 and argparse layers around it stay thin.
+
+An onprem stack on a cluster (``lastmile verify --stack onprem-local``) is checked the same way by
+:func:`check_kubernetes`, a pure function over the live stable Service and the active slot's Deployment:
+the Service selects the stack's ``active_slot``; that slot runs the release of ``slot_releases`` (image
+digest and version label); its rollout is complete with at least ``capacity.min_count`` available replicas
+(the rules of components.k8s.readiness). Outputs come from the engine (the stack's own backend), the live
+objects from ``kubectl`` with the stack's kubeconfig. Same exit codes.
 """
 
 from __future__ import annotations
@@ -262,6 +269,66 @@ def check(describe_endpoint: dict[str, Any], describe_config: dict[str, Any] | N
     ]
 
 
+@dataclass(frozen=True)
+class KubernetesExpected:
+    """What a Kubernetes stack says it serves (its outputs, and the floor of its stack file)."""
+
+    active_slot: str
+    namespace: str
+    stable_service: str
+    deployments: dict[str, str]  # slot -> namespace/name
+    releases: dict[str, dict[str, str]]  # slot -> {model, version, sha256, image}
+    min_count: int
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, Any], min_count: int) -> KubernetesExpected:
+        missing = [k for k in ("active_slot", "namespace", "stable_service", "slot_deployments", "slot_releases")
+                   if not outputs.get(k)]
+        if missing:
+            raise OutputsError(f"stack outputs unusable for verification: {', '.join(missing)} missing (a stack that "
+                               "serves slots on a cluster exports them; was it deployed by this lastmile?)")
+        return cls(str(outputs["active_slot"]), str(outputs["namespace"]), str(outputs["stable_service"]),
+                   dict(outputs["slot_deployments"]), dict(outputs["slot_releases"]), min_count)
+
+
+def check_kubernetes(stable: dict[str, Any] | None, active: dict[str, Any] | None,
+                     expected: KubernetesExpected) -> list[Finding]:
+    """Does the cluster serve the release the stack says, from the slot it says, with the replicas it says?
+    ``stable``: the live stable Service; ``active``: the live Deployment of the stack's active slot (None: gone)."""
+    from components.k8s.readiness import below_floor, incomplete
+
+    slot = expected.active_slot
+    release = expected.releases.get(slot) or {}
+    name = f"{release.get('model')} {release.get('version')}"
+    findings = []
+    if stable is None:
+        findings.append(Finding("stable-slot", Status.FAIL, f"the stable Service {expected.namespace}/"
+                                f"{expected.stable_service} does not exist"))
+    else:
+        selected = ((stable.get("spec") or {}).get("selector") or {}).get("lastmile.dev/slot")
+        status = Status.OK if selected == slot else Status.FAIL
+        findings.append(Finding("stable-slot", status, f"the stable Service selects slot {selected}; the stack's "
+                                f"active slot is {slot}"))
+    if active is None:
+        return [*findings, Finding("active-release", Status.FAIL,
+                                   f"slot {slot}'s Deployment {expected.deployments.get(slot)} does not exist")]
+    template = (active.get("spec") or {}).get("template") or {}
+    images = {c.get("image") for kind in ("containers", "initContainers")
+              for c in (template.get("spec") or {}).get(kind) or []}
+    version = ((template.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/version")
+    right = images == {release.get("image")} and version == release.get("version")
+    findings.append(Finding("active-release", Status.OK if right else Status.FAIL,
+                            f"slot {slot} serves {name} ({release.get('image')})" if right else
+                            f"slot {slot} runs {', '.join(sorted(map(str, images)))} labelled version {version}; the "
+                            f"stack says {name} ({release.get('image')}). `lastmile drift` names what changed"))
+    reasons = [*incomplete(active), *below_floor(active, expected.min_count)]
+    available = (active.get("status") or {}).get("availableReplicas") or 0
+    findings.append(Finding("active-replicas", Status.FAIL if reasons else Status.OK,
+                            "; ".join(reasons) if reasons else
+                            f"slot {slot} has {available} available replica(s), the floor is {expected.min_count}"))
+    return findings
+
+
 def exit_code(findings: list[Finding]) -> ExitCode:
     statuses = {f.status for f in findings}
     if Status.FAIL in statuses:
@@ -400,9 +467,66 @@ def _emit(args: argparse.Namespace, findings: list[Finding], expected: Expected 
     return int(code)
 
 
+def _kubernetes_stack(stack: str | None) -> Any:
+    """The settings of ``stack`` when it serves from a cluster only (topology onprem, not render mode), else None."""
+    if stack is None or not stack.startswith("onprem-"):  # stack names are <topology>-<env> (lastmile.stackfile)
+        return None
+    from lastmile.engine import validate_stack
+
+    settings = validate_stack(stack)
+    onprem = settings.onprem
+    return settings if settings.topology.value == "onprem" and onprem.render_directory is None else None
+
+
+def _verify_kubernetes(args: argparse.Namespace, settings: Any) -> int:
+    """Outputs through the engine, the live objects with kubectl and the stack's kubeconfig, then the pure check."""
+    from lastmile.engine import Engine, EngineUnavailable, check_cluster, kubeconfig
+    from lastmile.ownership import _kubectl
+
+    def unavailable(check: str, message: str) -> int:
+        return _emit_kubernetes(args, [Finding(check, Status.FAIL, message)], Codes.UNAVAILABLE)
+
+    try:
+        check_cluster(settings)
+        engine = Engine(args.stack)
+        if not engine.existing():
+            return unavailable("stack-outputs", f"{args.stack} was never deployed with this backend (no state)")
+        outputs = {k: v.value for k, v in engine.outputs().items()}
+        expected = KubernetesExpected.from_outputs(outputs, settings.capacity.min_count)
+    except (EngineUnavailable, OutputsError) as error:
+        return unavailable("stack-outputs", str(error))
+    live: dict[str, dict[str, Any] | None] = {}
+    with kubeconfig(engine, settings) as path:
+        wanted = {"stable": f"service/{expected.stable_service}",
+                  "active": f"deployment/{expected.deployments.get(expected.active_slot, '/').split('/', 1)[1]}"}
+        for key, name in wanted.items():
+            got = _kubectl(path, "-n", expected.namespace, "get", name, "-o", "json", "--ignore-not-found")
+            if got.returncode != 0:
+                return unavailable("cluster", f"kubectl get {name} failed: {got.stderr.strip()[-300:]}")
+            live[key] = json.loads(got.stdout) if got.stdout.strip() else None
+    findings = check_kubernetes(live["stable"], live["active"], expected)
+    return _emit_kubernetes(args, findings, exit_code(findings))
+
+
+def _emit_kubernetes(args: argparse.Namespace, findings: list[Finding], code: int) -> int:
+    if args.json:
+        print(json.dumps({"stack": args.stack, "exit_code": int(code), "findings": [f.to_json() for f in findings]},
+                         indent=2))
+        return int(code)
+    width = max(len(f.check) for f in findings)
+    for f in findings:
+        print(f"{str(f.status):7} {f.check:{width}}  {f.message}")
+    verdict = {Codes.OK: "verified", Codes.FINDINGS: "FAILED"}.get(Codes(code), "could not check")
+    print(f"{verdict}: stack {args.stack} on its cluster -> exit {int(code)}")
+    return int(code)
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     if args.wait_seconds < 0 or args.poll_seconds <= 0:
         args.parser.error("--wait-seconds must be >= 0 and --poll-seconds > 0")
+    kubernetes = _kubernetes_stack(args.stack)
+    if kubernetes is not None:
+        return _verify_kubernetes(args, kubernetes)
     try:
         outputs = read_outputs_file(args.outputs_file) if args.outputs_file else read_stack_outputs(args.stack)
         expected = Expected.from_outputs(outputs)
@@ -422,10 +546,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "verify",
-        help="after a deploy: check that the SageMaker endpoint runs what the stack deployed",
+        help="after a deploy: check that the SageMaker endpoint, or the cluster, runs what the stack deployed",
         description="Check that a deployed SageMaker endpoint runs what the stack deployed (exit 0 ok, "
         "1 rolled back, failed or runs something else, 3 could not check: no outputs, no credentials, no "
-        "endpoint, or still deploying).",
+        "endpoint, or still deploying). For an onprem stack on a cluster: the stable Service selects the "
+        "stack's active slot, that slot's Deployment runs the stack's release (image digest and version) and has "
+        "completed its rollout with at least capacity.min_count available replicas.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--stack", help="read outputs with `pulumi stack output --json --stack STACK`")

@@ -22,7 +22,8 @@ PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_./-]+)?@[0-9a
 WRITE_SCOPES = {
     "pull-requests": {("plan-comment.yml", "comment")},
     "id-token": {("preview.yml", "preview"), ("deploy.yml", "dev"), ("deploy.yml", "staging"), ("deploy.yml", "prod"),
-                 ("deploy-stack.yml", "up")},
+                 ("deploy-stack.yml", "up"), ("drift.yml", "check")},
+    "issues": {("drift.yml", "issues")},
     "contents": {("deploy.yml", "evidence")},
 }
 UNTRUSTED = ("github.event.pull_request.title", "github.event.pull_request.body", "github.event.pull_request.head.ref",
@@ -99,7 +100,7 @@ ACTION_NAMES = sorted(p.parent.name for p in ACTIONS.glob("*/action.yml"))
 
 
 def test_the_workflows_exist():
-    assert NAMES == ["deploy-stack.yml", "deploy.yml", "plan-comment.yml", "preview.yml"]
+    assert NAMES == ["deploy-stack.yml", "deploy.yml", "drift.yml", "plan-comment.yml", "preview.yml"]
     assert ACTION_NAMES == ["pulumi-engine"]
 
 
@@ -251,12 +252,13 @@ def test_deploy_is_lastmile_up_between_policy_and_verification():
 
 # -- exit codes: the scripts themselves, run as GitHub runs them (bash -eo pipefail) with a stub lastmile ---------
 
-def run_step(script: str, tmp_path: Path, code: int, **env: str) -> subprocess.CompletedProcess:
-    """``script`` in ``tmp_path`` where ``.venv/bin/lastmile`` (and ``.venv/bin/python``) exit ``code``."""
+def run_step(script: str, tmp_path: Path, code: int, *, prints: str = "stub output", **env: str) -> subprocess.CompletedProcess:
+    """``script`` in ``tmp_path`` where ``.venv/bin/lastmile`` (and ``.venv/bin/python``) print ``prints`` and exit
+    ``code``."""
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for tool in ("lastmile", "python"):
-        (bin_dir / tool).write_text(f"#!/bin/sh\necho 'stub output'\nexit {code}\n")
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho '{prints}'\nexit {code}\n")
         (bin_dir / tool).chmod(0o755)
     (tmp_path / "plan-diff").mkdir(exist_ok=True)
     (tmp_path / "plan-diff" / "aws-prod.md").write_text("<!-- lastmile-plan-diff:aws-prod -->\n")
@@ -325,6 +327,36 @@ def test_team_stacks_get_the_engine_preview_and_local_stacks_the_offline_diff(tm
         outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
         assert json.loads(outputs["engine"]) == engine
         assert sorted(json.loads(outputs["offline"])) == sorted(set(stacks) - set(engine))
+
+
+def test_drift_runs_on_a_schedule_per_environment_and_only_its_issues_job_writes():
+    document = load("drift.yml")
+    assert set(triggers(document)) == {"schedule", "workflow_dispatch"}
+    jobs = document["jobs"]
+    assert jobs["check"]["strategy"]["matrix"]["environment"] == ["dev", "staging", "prod"]
+    assert jobs["check"]["env"]["PULUMI_BACKEND_URL"] == TEAM_BACKEND
+    assert jobs["check"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert jobs["issues"]["permissions"] == {"issues": "write"}  # no checkout, no code of the repository runs there
+    assert not any(s.get("uses", "").startswith("actions/checkout@") for s in steps(jobs["issues"]))
+    script = named(jobs["check"], "lastmile drift")["run"]
+    assert '.venv/bin/lastmile drift --all --environment "$ENVIRONMENT" --json' in script
+    issues = named(jobs["issues"], "One issue per drifted stack")["run"]
+    assert "gh issue create" in issues and "gh issue edit" in issues and "gh issue close" in issues
+    assert "lastmile up" not in " ".join(s.get("run", "") for s in steps(jobs["check"])), "remediation is reviewed"
+
+
+DRIFT_JSON = json.dumps({"exit_code": 1, "stacks": [{"stack": "aws-prod", "status": "drifted", "markdown": "|x|"}]})
+
+
+@pytest.mark.parametrize("code", EXIT_CODES)
+def test_a_drift_run_reports_every_outcome_and_passes_only_with_0_or_1(code, tmp_path):
+    check = load("drift.yml")["jobs"]["check"]
+    ran = run_step(named(check, "lastmile drift")["run"], tmp_path, code, prints=DRIFT_JSON, ENVIRONMENT="prod")
+    assert ran.returncode == 0, ran.stderr  # the report is kept (and the issues updated) whatever the code
+    assert (tmp_path / "output").read_text() == f"status={code}\n"
+    gate = run_step(named(check, "could not check every stack fails")["run"], tmp_path, 0, STATUS=str(code),
+                    ENVIRONMENT="prod")
+    assert gate.returncode == (0 if code in (0, 1) else code), (code, gate.stderr)
 
 
 # -- actionlint (and the shellcheck it runs over every script) --------------------------------------------------
