@@ -73,7 +73,7 @@ def local_gateway_objects() -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": gw["namespace"]}},
         {"apiVersion": f"{GROUP}/v1", "kind": "GatewayClass", "metadata": {"name": gw["class"]},
          "spec": {"controllerName": "lastmile.dev/none",
-                  "description": "the local cluster's: no implementation runs, routes are only validated"}},
+                  "description": "local cluster: no implementation, routes only validated"}},
         {"apiVersion": f"{GROUP}/v1", "kind": "Gateway",
          "metadata": {"name": gw["name"], "namespace": gw["namespace"]},
          "spec": {"gatewayClassName": gw["class"], "listeners": [{
