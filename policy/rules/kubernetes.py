@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from policy.rules.core import (
     as_list,
     containers,
+    dependencies,
     depends_on,
     get,
     GraphDict,
@@ -215,6 +216,67 @@ def k8s_availability(r: Resource, g: GraphDict) -> Iterable[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Gateway API: the routes the stack creates, and any Gateway (it creates none; a team that adds one is held to TLS).
+
+K8S_ROUTES = ("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "kubernetes:gateway.networking.k8s.io/v1:GRPCRoute")
+K8S_GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+K8S_SERVICE = "kubernetes:core/v1:Service"
+K8S_DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def _backend_refs(route: Resource) -> list[dict[str, Any]]:
+    return [ref for rule in as_list(get(inputs(route), "spec.rules")) if isinstance(rule, dict)
+            for ref in as_list(rule.get("backendRefs")) if isinstance(ref, dict)]
+
+
+def k8s_route_own_services(r: Resource, g: GraphDict) -> Iterable[str]:
+    """A backend is a Service of the route's own namespace (no cross-namespace reference, no other kind)."""
+    own = k8s_namespace(r)
+    for ref in _backend_refs(r):
+        if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
+            yield f"backendRef {ref.get('name')} is a {ref.get('group', '')}/{ref.get('kind')}; route to Services only"
+        namespace = ref.get("namespace")
+        if namespace is not None and (not known(own) or namespace != own):
+            yield f"backendRef {ref.get('name')} is in namespace {namespace}; route only to the namespace's own Services"
+
+
+def k8s_route_weights(r: Resource, g: GraphDict) -> Iterable[str]:
+    """Each rule's weights sum to a positive total (Gateway API's default weight is 1)."""
+    for i, rule in enumerate(as_list(get(inputs(r), "spec.rules"))):
+        weights = [ref.get("weight", 1) for ref in as_list((rule or {}).get("backendRefs")) if isinstance(ref, dict)]
+        if all(known(w) for w in weights) and sum(weights) <= 0:
+            yield f"rule {i}: the backendRefs' weights sum to {sum(weights)}; every request would go nowhere"
+
+
+def k8s_route_hostnames(r: Resource, g: GraphDict) -> Iterable[str]:
+    """Prod routes name their hosts: no wildcard, and no route without hostnames (that matches every host)."""
+    hostnames = as_list(get(inputs(r), "spec.hostnames"))
+    if not hostnames:
+        yield "no hostnames: the route answers for every host of its listener; name the host clients use"
+    for hostname in hostnames:
+        if isinstance(hostname, str) and "*" in hostname:
+            yield f"hostname {hostname} is a wildcard; a prod route names its one host"
+
+
+def k8s_route_to_released_slot(r: Resource, g: GraphDict) -> Iterable[str]:
+    """A backend Service with weight selects pods of a Deployment the stack deploys (a slot with a release)."""
+    services = dependencies(r, g, K8S_SERVICE)
+    deployed = [pod_labels(d) for d in resources(g, K8S_DEPLOYMENT)]
+    for service in services:
+        selector = get(inputs(service), "spec.selector") or {}
+        if not any(selector and selector.items() <= labels.items() for labels in deployed):
+            yield f"backend Service {k8s_name(service) or service.get('name')} selects no Deployment of the stack: " \
+                  "no route to a slot without a release"
+
+
+def k8s_gateway_tls(r: Resource, g: GraphDict) -> Iterable[str]:
+    """A Gateway the stack creates terminates TLS on every listener (HTTPS/TLS with a certificate)."""
+    for listener in as_list(get(inputs(r), "spec.listeners")):
+        name, protocol = listener.get("name"), listener.get("protocol")
+        if protocol not in ("HTTPS", "TLS"):
+            yield f"listener {name} speaks {protocol}; serve HTTPS or TLS only"
+        elif protocol == "HTTPS" and not as_list(get(listener, "tls.certificateRefs")):
+            yield f"listener {name} has no tls.certificateRefs"
 
 
 RULES: tuple[Rule, ...] = (
@@ -239,4 +301,14 @@ RULES: tuple[Rule, ...] = (
          k8s_rbac_namespaced),
     Rule("k8s-availability", "docs/security-checklist.md §Kubernetes", ">= 2 replicas, PodDisruptionBudget, spread (prod)", K8S_SCALED,
          k8s_availability, PROD),
+    Rule("k8s-route-own-services", "docs/security-checklist.md §Kubernetes", "routes only to the namespace's own Services",
+         K8S_ROUTES, k8s_route_own_services),
+    Rule("k8s-route-weights", "docs/security-checklist.md §Kubernetes", "route weights sum to a positive total", K8S_ROUTES,
+         k8s_route_weights),
+    Rule("k8s-route-hostnames", "docs/security-checklist.md §Kubernetes", "no wildcard hostnames (prod)", K8S_ROUTES,
+         k8s_route_hostnames, PROD),
+    Rule("k8s-route-released-slot", "docs/security-checklist.md §Kubernetes", "no route to a slot without a release",
+         K8S_ROUTES, k8s_route_to_released_slot),
+    Rule("k8s-gateway-tls", "docs/security-checklist.md §Kubernetes", "TLS on every listener the stack creates",
+         (K8S_GATEWAY,), k8s_gateway_tls),
 )

@@ -204,6 +204,22 @@ def _onprem_serving(env: str, active_slot: str, releases: dict[str, str]) -> dic
     k8s.core.v1.Service("serving", metadata={"namespace": namespace, "name": "serving"}, spec={
         "selector": {"app": "model-server", "lastmile.io/slot": active_slot},
         "ports": [{"port": 443, "target_port": 8080}]}, opts=opts)
+    backends = {slot: k8s.core.v1.Service(f"backend-{slot}", metadata={"namespace": namespace, "name": f"backend-{slot}"},
+                                          spec={"selector": {"app": "model-server", "lastmile.io/slot": slot},
+                                                "ports": [{"port": 8080, "target_port": 8080}]}, opts=opts)
+                for slot in sorted(releases)}
+    # A Gateway of the sample's own (lastmile's stacks attach to the cluster's), so the listener rule has input.
+    k8s.apiextensions.CustomResource("gateway", api_version="gateway.networking.k8s.io/v1", kind="Gateway",
+                                     metadata={"namespace": namespace, "name": "gateway"}, spec={
+        "gatewayClassName": "example", "listeners": [{"name": "https", "protocol": "HTTPS", "port": 443,
+                                                      "tls": {"certificateRefs": [{"name": "serving-tls"}]}}]},
+        opts=opts)
+    k8s.apiextensions.CustomResource("route", api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute",
+                                     metadata={"namespace": namespace, "name": "route"}, spec={
+        "parentRefs": [{"name": "gateway", "sectionName": "https"}], "hostnames": ["iris.example.internal"],
+        "rules": [{"backendRefs": [{"name": f"backend-{slot}", "port": 8080, "weight": 100 if slot == active_slot else 0}
+                                   for slot in sorted(releases)]}]},
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=list(backends.values())))
     return {"environment": env, "active_slot": active_slot}
 
 

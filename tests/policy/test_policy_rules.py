@@ -204,6 +204,16 @@ FAILING: list[tuple[str, str, Mutation, str]] = [
     ("k8s-availability", "onprem", change("server-blue", "inputs/spec/replicas", 1), "runs 1 replica(s)"),
     ("k8s-availability", "onprem", remove("server-green-pdb"), "no PodDisruptionBudget"),
     ("k8s-availability", "onprem", change("server-blue", f"inputs/{POD}/topologySpreadConstraints", DELETE), "not spread"),
+    ("k8s-route-own-services", "onprem", change("route", "inputs/spec/rules/0/backendRefs/0/namespace", "other"),
+     "in namespace other"),
+    ("k8s-route-own-services", "onprem", change("route", "inputs/spec/rules/0/backendRefs/0/kind", "ServiceImport"),
+     "route to Services only"),
+    ("k8s-route-weights", "onprem", change("route", "inputs/spec/rules/0/backendRefs/0/weight", 0), "sum to 0"),
+    ("k8s-route-hostnames", "onprem", change("route", "inputs/spec/hostnames", ["*.example.internal"]), "wildcard"),
+    ("k8s-route-hostnames", "onprem", change("route", "inputs/spec/hostnames", DELETE), "no hostnames"),
+    ("k8s-route-released-slot", "onprem", remove("server-green"), "selects no Deployment"),
+    ("k8s-gateway-tls", "onprem", change("gateway", "inputs/spec/listeners/0/protocol", "HTTP"), "speaks HTTP"),
+    ("k8s-gateway-tls", "onprem", change("gateway", "inputs/spec/listeners/0/tls", DELETE), "no tls.certificateRefs"),
 ]
 
 # Rules that ban a resource kind outright: their passing input is a graph without one.
