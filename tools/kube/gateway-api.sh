@@ -68,7 +68,7 @@ main() {
 	printf 'module=%s@%s\npins=%s\n' "$MOD" "$VERSION" "$PIN" >"$stage/BUILDINFO"
 	rm -rf "$DEST"
 	mv "$stage" "$DEST"
-	log "installed $(ls "$DEST/crds" | wc -l) files of $MOD@$VERSION into $DEST/crds"
+	log "installed $(find "$DEST/crds" -name "*.yaml" | wc -l) files of $MOD@$VERSION into $DEST/crds"
 	printf '%s\n' "$DEST/crds"
 }
 
