@@ -18,6 +18,7 @@ from lastmile.switch import refusal_code
 from lastmile.synthesis import RecordingMocks, RecordingMonitor, run_with_mocks
 from lastmile.stackfile import read_stack_file
 from lastmile.synthesis import STACKS_DIR
+from components.slots import Slot
 
 TEMPLATE = {"metadata": {"labels": {"lastmile.dev/slot": "green"}}, "spec": {"containers": [{"image": "x@sha256:1"}]}}
 
@@ -219,3 +220,23 @@ def test_the_golden_gate_asks_on_a_flip_and_on_an_in_place_release_only(to_green
     assert active_slot_change(_Outputs(same), to_green) is None
     other = {"model": "iris-classifier", "version": "1.0.9", "sha256": "0" * 64, "image": "x@sha256:" + "1" * 64}
     assert active_slot_change(_Outputs(previous(to_green, "green", green=other)), to_green) == ("green", "green")
+
+
+def _weighted(settings: Any, blue: int, green: int) -> Any:
+    return settings.model_copy(update={"serving": settings.serving.model_copy(
+        update={"weights": {Slot.BLUE: blue, Slot.GREEN: green}})})
+
+
+def test_a_weight_from_0_is_a_switch_with_a_flips_gates(to_green) -> None:
+    from infra.switch_check import WEIGHTS_OUTPUT
+
+    canary = _weighted(to_green, 10, 90)  # active green; blue goes 0 -> 10
+    assert judge_plan(previous(to_green, "green"), canary) == (None, "blue")  # read blue live, as for a flip
+    assert judge_plan(previous(to_green, "green") | {WEIGHTS_OUTPUT: {"blue": 10, "green": 90}}, canary) == (None, None)
+    other = {"model": "iris-classifier", "version": "1.0.9", "sha256": "0" * 64, "image": "x@sha256:" + "1" * 64}
+    refusal, read = judge_plan(previous(to_green, "green", blue=other), canary)
+    assert read is None and refusal is not None and "give it traffic (weight 0 -> 10)" in refusal.message()
+    # A slot that keeps its weight and changes its release is an in-place release of live traffic.
+    refusal, _ = judge_plan(previous(to_green, "green", blue=other) | {WEIGHTS_OUTPUT: {"blue": 10, "green": 90}},
+                            canary)
+    assert refusal is not None and "slot blue, which takes traffic (weight 10)" in refusal.message()
