@@ -23,9 +23,10 @@ def _ok(done, *expected: str) -> str:
 def test_the_readme_lists_the_commands_these_tests_run():
     block = README.split("## The `lastmile` command", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     verbs = {line.split()[1] for line in block.splitlines() if line.startswith("lastmile ")}
-    # run here: the offline verbs; `cluster` and `up` run as written in tests/engine (a live cluster, the
-    # engine), `golden` against a real MLServer in tests/serving
-    assert verbs == {"synth", "render", "policy", "contract", "plan", "verify", "promote", "cluster", "up", "golden"}
+    # run here: the offline verbs; `cluster`, `up` and `drift` run as written in tests/engine (a live cluster,
+    # the engine), `golden` against a real MLServer in tests/serving
+    assert verbs == {"synth", "render", "policy", "contract", "plan", "verify", "promote", "cluster", "up", "golden",
+                     "drift"}
     assert ". .venv/bin/activate" in README and ".venv/bin/lastmile" in README
 
 
