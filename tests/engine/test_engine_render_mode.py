@@ -62,7 +62,9 @@ def deployed(make_checkout) :
 
 def test_up_renders_the_stack_into_the_project_not_the_program_directory(deployed) -> None:
     kinds = sorted({d["kind"] for d in _rendered(deployed)})
-    assert {"Namespace", "Deployment", "Service", "NetworkPolicy", "Role", "RoleBinding", "Ingress"} <= set(kinds)
+    assert {"Namespace", "Deployment", "Service", "NetworkPolicy", "Role", "RoleBinding", "HTTPRoute",
+            "GRPCRoute"} <= set(kinds)
+    assert "Ingress" not in kinds  # Gateway API is the entry (onprem.entry: gateway)
     assert not (deployed.root / "infra" / "rendered").exists()
     assert _stable_selector(deployed)[SLOT_LABEL] == "green"
 
@@ -82,15 +84,16 @@ def test_outputs_name_the_active_slot_and_mask_secrets(deployed) -> None:
 def test_secrets_are_ciphertext_in_the_stack_file_and_absent_from_state(deployed) -> None:
     stack_text = deployed.stack_file(STACK).read_text()
     assert "BEGIN CERTIFICATE" not in stack_text and "PLACEHOLDER" not in stack_text
-    assert stack_text.count("secure: v1:") == 3
+    assert stack_text.count("secure: v1:") == 1  # the model store's key (TLS ends at the cluster's Gateway)
     state_files = list((deployed.root / ".pulumi-state").rglob(f"{STACK}.json"))
     assert state_files, "the file backend holds the stack's state"
     state = "\n".join(p.read_text() for p in state_files)
-    # The rendered Secret carries the certificate (render mode writes plaintext, documented); the state
+    # The rendered Secret carries the model store's key (render mode writes plaintext, documented); the state
     # must not: the engine keeps secret inputs and outputs encrypted.
-    rendered_secret = next(d for d in _rendered(deployed) if d["kind"] == "Secret" and "tls.crt" in (d.get("data") or {}))
-    certificate_b64 = rendered_secret["data"]["tls.crt"]
-    assert certificate_b64 and certificate_b64 not in state
+    rendered_secret = next(d for d in _rendered(deployed) if d["kind"] == "Secret")
+    [key_b64] = [v for v in (rendered_secret.get("data") or {}).values()] or [
+        v for v in (rendered_secret.get("stringData") or {}).values()]
+    assert key_b64 and key_b64 not in state
     assert "BEGIN CERTIFICATE" not in state and "lastmile-local-only-not-a-secret" not in state
     assert "4dabf18193072939515e22adb298388d" in state  # the engine's marker of an encrypted secret value
 
@@ -101,15 +104,20 @@ def test_flip_previews_exactly_the_selector_then_moves_traffic_and_destroy_remov
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     lines = [line.strip() for line in result.stdout.splitlines()]
     operations = [line for line in lines if re.match(r"^[-+~]+ \S+: \((update|create|delete|replace)", line)]
-    assert operations == ["~ kubernetes:core/v1:Service: (update)"] * 2, operations  # the stable and preview Services
+    # the stable and preview Services, and the two routes' weights (all weight follows active_slot)
+    assert sorted(operations) == sorted(["~ kubernetes:core/v1:Service: (update)"] * 2 + [
+        "~ kubernetes:gateway.networking.k8s.io/v1:HTTPRoute: (update)",
+        "~ kubernetes:gateway.networking.k8s.io/v1:GRPCRoute: (update)"]), operations
     leaves = sorted(line for line in lines if "=>" in line)
     assert leaves == sorted([
         f'~ {SLOT_LABEL}: "green" => "blue"',  # the stable Service moves to blue ...
         f'~ {SLOT_LABEL}: "blue" => "green"',  # ... and the preview Service to the now idle green
+        *['~ weight: 0 => 100', '~ weight: 100 => 0'] * 2,  # blue's backendRef gets all, green's none (2 routes)
         '~ active_release  : "iris-classifier 1.1.0" => "iris-classifier 1.0.0"',
         '~ active_slot     : "green" => "blue"',
+        '~ blue : 0 => 100', '~ green: 100 => 0',  # the slot_weights output
     ]), leaves
-    assert "2 to update" in result.stdout and "30 unchanged" in result.stdout
+    assert "4 to update" in result.stdout and "30 unchanged" in result.stdout
 
     _ok(deployed.lastmile("up", STACK))
     assert _stable_selector(deployed)[SLOT_LABEL] == "blue"
@@ -152,7 +160,7 @@ def test_preview_against_a_base_revision_shows_the_engines_diff_of_a_pull_reques
     path.write_text(path.read_text().replace("    active_slot: green", "    active_slot: blue"))
     flipped = checkout.lastmile("preview", "onprem-gitops", "--base", "HEAD")
     assert flipped.returncode == 1, flipped.stdout[-3000:] + flipped.stderr[-3000:]
-    assert f'~ {SLOT_LABEL}: "green" => "blue"' in flipped.stdout and "2 to update" in flipped.stdout
+    assert f'~ {SLOT_LABEL}: "green" => "blue"' in flipped.stdout and "4 to update" in flipped.stdout
     assert not (checkout.root / ".pulumi-state").exists(), "the base was deployed into a throwaway state"
     unknown = checkout.lastmile("preview", "onprem-gitops", "--base", "no-such-rev")
     assert unknown.returncode == 2 and "unknown git revision" in unknown.stderr

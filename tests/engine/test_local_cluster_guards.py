@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import time
 
 import pytest
@@ -133,6 +134,9 @@ def test_a_signal_during_a_rollout_ends_clean_and_the_next_up_restores(live, sig
     try:
         assert until(lambda: deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"]
                      == never_ready, timeout_seconds=120), "the rollout never started"
+        second = live.checkout.lastmile("up", STACK)  # a second up while the first holds the stack
+        assert second.returncode == 3 and "another operation holds the stack's lock" in second.stderr, second.stderr
+        assert up.poll() is None, "the second up broke the first"
         up.send_signal(signum)
         stdout, stderr = up.communicate(timeout=300)
     finally:
@@ -147,6 +151,32 @@ def test_a_signal_during_a_rollout_ends_clean_and_the_next_up_restores(live, sig
     ok(live.checkout.lastmile("up", STACK))
     assert deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"] == good_image
     assert until(lambda: live.slot_ips(idle))
+
+
+def test_ctrl_c_during_the_golden_check_deploys_nothing_and_the_next_up_works(live) -> None:
+    """Ctrl-C while `lastmile up --golden-url` waits for the golden answer (before the engine starts): exit 130,
+    no lock, nothing deployed, and the next up goes ahead."""
+    original = live.checkout.stack_file(STACK).read_text()
+    active, idle = active_and_idle(original)
+    serving = live.slot_ips(active)
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    live.edit_stack(rf"^(    active_slot: ){active}$", rf"\g<1>{idle}")
+    up = live.start("up", STACK, "--golden-url", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        listener.settimeout(60)
+        connection, _ = listener.accept()  # the golden check is asking
+        up.send_signal(signal.SIGINT)
+        stdout, stderr = up.communicate(timeout=60)
+        connection.close()
+    finally:
+        listener.close()
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    assert up.returncode == 130 and "stopped by Ctrl-C" in stderr, stdout[-2000:] + stderr[-2000:]
+    assert "Traceback" not in stdout + stderr and live.locks() == []
+    assert live.stable_endpoint_ips() == serving and stable_selector(live) == active
+    live.checkout.stack_file(STACK).write_text(original)
+    ok(live.checkout.lastmile("up", STACK))
 
 
 def test_a_flip_and_a_rollback_go_ahead_on_both_paths(live) -> None:
