@@ -143,16 +143,21 @@ def weights_of(previous: Mapping[str, Any]) -> dict[str, int]:
 def judge_live(slot: str, live: Mapping[str, Any], deployed_fingerprint: str | None, min_count: int,
                before: str) -> Refusal | None:
     """Decide from the live Deployment of the slot that would take traffic."""
-    reasons = [*incomplete(live), *below_floor(live, min_count)]
+    short = below_floor(live, min_count)
+    reasons = [*incomplete(live), *short]
     fingerprint = template_fingerprint((live.get("spec") or {}).get("template"))
-    if deployed_fingerprint is not None and fingerprint != deployed_fingerprint:
+    changed = deployed_fingerprint is not None and fingerprint != deployed_fingerprint
+    if changed:
         reasons.append("its pod template is not the one the stack deployed (changed behind Pulumi's back)")
     if not reasons:
         return None
-    return Refusal(SWITCH_NOT_READY, slot, (*reasons, f"traffic stays on slot {before}"),
-                   f"`kubectl rollout status` of slot {slot}'s Deployment shows what it waits for; `lastmile "
-                   f"refresh` then `lastmile up` puts back what the stack declares; release a working version into "
-                   f"slot {slot}, or leave active_slot at {before}")
+    fixes = [f"`kubectl rollout status` of slot {slot}'s Deployment shows what it waits for"]
+    if changed:
+        fixes.append(f"an up with active_slot still {before} puts back the template the stack declares")
+    if short:  # the autoscaler owns replicas and does not scale up from 0: no up restores them
+        fixes.append(f"`kubectl scale` slot {slot}'s Deployment back to at least {min_count} replicas")
+    fixes.append(f"release a working version into slot {slot}, or leave traffic on slot {before}")
+    return Refusal(SWITCH_NOT_READY, slot, (*reasons, f"traffic stays on slot {before}"), "; ".join(fixes))
 
 
 def switch_check(settings: StackSettings, provider: k8s.Provider) -> pulumi.Output[list[pulumi.Resource]]:

@@ -484,9 +484,11 @@ def engine_failure(args: argparse.Namespace, text: str) -> int:
     """Say why the engine failed, in lastmile's words where lastmile knows the cause."""
     refused = refusal_code(text)
     if refused is not None:
-        lines = [line.strip() for line in text.splitlines() if "switch check:" in line or line.strip().startswith("fix:")]
+        why = re.search(r"(switch check: [^\n]*)", text)
+        fix = re.search(r"^\s*(fix: [^\n]*)", text, re.M)
+        lines = [found[1] for found in (why, fix) if found]
         print(f"lastmile {args.verb} {args.stack}: the program's switch check stopped the update before any change "
-              f"(exit {refused}):\n  " + "\n  ".join(dict.fromkeys(lines)), file=sys.stderr)
+              f"(exit {refused}):\n  " + "\n  ".join(lines), file=sys.stderr)
         return refused
     taken = re.search(r'namespaces "([^"]+)" already exists', text)
     if taken:
