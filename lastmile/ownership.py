@@ -57,8 +57,8 @@ def release_namespace(kubeconfig: Path, namespace: str, stack: str) -> str:
         return f"namespace {namespace} is gone"
     owner = (json.loads(got.stdout).get("metadata", {}).get("labels") or {}).get(OWNER_LABEL)
     if owner != stack:
-        return (f"namespace {namespace} was kept: it is not labelled as {stack}'s ({OWNER_LABEL}: {owner}), so "
-                "this stack did not create it")
+        label = f"{OWNER_LABEL}: {owner}" if owner is not None else f"no {OWNER_LABEL} label"
+        return f"namespace {namespace} was kept: it is not labelled as {stack}'s ({label}), so this stack did not create it"
     try:
         left = leftovers(kubeconfig, namespace)
     except (RuntimeError, subprocess.TimeoutExpired) as error:
