@@ -555,11 +555,13 @@ def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, 
     printed and nothing deployed."""
     from lastmile import golden
 
-    after = settings.serving.active_slot.value
+    from components.slots import Slot
+
     if change is None:
-        print(f"lastmile up: traffic stays on slot {after} and its release; no golden check needed", file=sys.stderr)
+        print("lastmile up: traffic stays where it is; no golden check needed", file=sys.stderr)
         return None
-    release = settings.serving.active
+    after = change[1]
+    release = settings.serving.slots[Slot(after)]
     try:
         result = golden.run_check(golden.load_golden_set(release.model, release.version), url=url, ca_file=ca_file,
                                   timeout_seconds=timeout_seconds, url_option="--golden-url")
@@ -571,7 +573,9 @@ def golden_gate(settings: Any, change: tuple[str | None, str] | None, url: str, 
         return ExitCode.UNAVAILABLE
     if not result.passed:
         print(result.message(), file=sys.stderr)
-        what = (f"the release in place in slot {after}" if change[0] == after else f"the switch to slot {after}")
+        what = (f"the release in place in slot {after}" if change[0] == after else
+                f"the switch to slot {after}" if after == settings.serving.active_slot.value else
+                f"the weight given to slot {after}")
         print(f"lastmile up: nothing was deployed: {what} would send traffic to {release.model} {release.version}, "
               f"whose golden set fails; traffic stays on {change[0] or 'nothing (first up)'}", file=sys.stderr)
         return ExitCode.FINDINGS

@@ -10,6 +10,7 @@ import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 
 from components.k8s.readiness import below_floor, incomplete, template_fingerprint
+from components.slots import Slot
 from infra.switch_check import (DEPLOYMENTS_OUTPUT, RELEASES_OUTPUT, SWITCH_NOT_READY, SWITCH_REFUSED,
                                 TEMPLATES_OUTPUT, judge_live, judge_plan, release_of)
 from lastmile.engine import changes_of, validate_stack
@@ -240,3 +241,13 @@ def test_a_weight_from_0_is_a_switch_with_a_flips_gates(to_green) -> None:
     refusal, _ = judge_plan(previous(to_green, "green", blue=other) | {WEIGHTS_OUTPUT: {"blue": 10, "green": 90}},
                             canary)
     assert refusal is not None and "slot blue, which takes traffic (weight 10)" in refusal.message()
+
+
+def test_the_golden_gate_asks_the_release_of_a_slot_given_weight(to_green) -> None:
+    from lastmile.switch import active_slot_change
+
+    weighted = to_green.model_copy(update={"serving": to_green.serving.model_copy(
+        update={"weights": {Slot.BLUE: 10, Slot.GREEN: 90}})})
+    last = previous(to_green, "green") | {"slot_weights": {"blue": 0, "green": 100}}
+    assert active_slot_change(_Outputs(last), weighted) == ("green", "blue")
+    assert active_slot_change(_Outputs(last | {"slot_weights": {"blue": 10, "green": 90}}), weighted) is None
