@@ -6,16 +6,21 @@ active slot scaled to 0, another image digest set on the idle slot, the stable S
 other slot, a label added by hand, a resource deleted by hand -- is exit 1 naming the resource, the field and
 both values, with the stack's state file byte-identical before and after; then `lastmile up` and drift again.
 What an up restores and what it does not (a replica count and a label, fields the stack does not set) is
-asserted as it is. Last: the cluster stopped, exit 3 with the fix.
+asserted as it is. Then: the cluster stopped, exit 3 with the fix; a fresh cluster under the old state (drift names
+everything as gone, an up deploys it all again); an up interrupted by Ctrl-C mid-rollout, named by drift and
+restored by the next up.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 from pathlib import Path
 
 import pytest
-from cluster_live import NAMESPACE, STACK, active_and_idle, deployment, ok, stable_selector, until
+from cluster_live import NAMESPACE, NEVER_READY_DIGEST, STACK, active_and_idle, deployment, ok, stable_selector, until
 
 from lastmile.exitcodes import ExitCode
 
@@ -152,3 +157,51 @@ def test_the_cluster_down_is_exit_3_with_the_fix(live) -> None:
     assert result.returncode == ExitCode.UNAVAILABLE, result.stdout + result.stderr
     assert "not running" in result.stderr and "`lastmile cluster up`" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_fresh_cluster_under_old_state_is_drift_and_an_up_deploys_everything_again(live) -> None:
+    """The README's "start from nothing": the cluster stopped (the test above), its directory removed, a new
+    cluster. The stack's state still lists what the old cluster ran: drift names it as gone, and `lastmile up`
+    (which reads what runs first) deploys everything again -- never "unchanged" over an empty cluster."""
+    shutil.rmtree(live.checkout.root / ".lastmile" / "cluster")
+    ok(live.checkout.lastmile("cluster", "up"))
+    code, rows, _ = drift(live)
+    assert code == ExitCode.FINDINGS
+    gone = [r for r in rows if r["field"] == "(the whole resource)" and r["live"] == "deleted outside Pulumi"]
+    assert any(r["resource"].startswith("Deployment ") for r in gone), rows
+    up = live.checkout.lastmile("up", STACK)
+    ok(up)
+    assert "created" in up.stdout, up.stdout[-3000:]
+    assert live.kubectl("get", "namespace", NAMESPACE, "-o", "json")["metadata"]["name"] == NAMESPACE
+    active, _ = active_and_idle(live.checkout.stack_file(STACK).read_text())
+    assert until(lambda: live.slot_ips(active)) and until(lambda: live.stable_endpoint_ips() == live.slot_ips(active))
+    assert until(lambda: drift(live)[:2] == (ExitCode.OK, []), timeout_seconds=30)
+
+
+def test_an_interrupted_up_is_named_by_drift_and_the_next_up_restores(live) -> None:
+    """Ctrl-C while a release rolls out (the stack file then put back): drift names what the interruption left
+    (the slot's image), and the next `lastmile up` restores the stack file's release."""
+    original = live.checkout.stack_file(STACK).read_text()
+    _, idle = active_and_idle(original)
+    good = deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"]
+    stray = "docker.io/lastmile/drift-probe@" + NEVER_READY_DIGEST
+    live.edit_slot(idle, stray)
+    up = live.start("up", STACK)
+    try:
+        assert until(lambda: deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"] == stray,
+                     timeout_seconds=120), "the rollout never started"
+        up.send_signal(signal.SIGINT)
+        up.communicate(timeout=300)
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    assert up.returncode == ExitCode.INTERRUPTED
+    live.checkout.stack_file(STACK).write_text(original)
+    code, rows, _ = drift(live)
+    name = deployment(live, idle)["metadata"]["name"]
+    assert code == ExitCode.FINDINGS
+    row = one(rows, f"Deployment {NAMESPACE}/{name}", "spec.template.spec.containers[0].image")
+    assert stray in row["live"] and good in row["stack"], row
+    ok(live.checkout.lastmile("up", STACK))
+    assert deployment(live, idle)["spec"]["template"]["spec"]["containers"][0]["image"] == good
+    assert until(lambda: drift(live)[:2] == (ExitCode.OK, []), timeout_seconds=60)
