@@ -70,8 +70,9 @@ class Refusal:
 
 
 def release_of(release: Any) -> dict[str, str]:
-    """A release as the stack's outputs record it (the fields that identify what a slot serves)."""
-    return {"model": release.model, "version": release.version, "sha256": release.sha256, "image": release.image}
+    """A release as the stack's outputs record it: every field of infra.settings.common.Release, which are the
+    fields that identify what a slot serves (lastmile.switch compares against the same dump)."""
+    return release.model_dump()
 
 
 def judge_plan(previous: Mapping[str, Any] | None, settings: StackSettings) -> tuple[Refusal | None, str | None]:

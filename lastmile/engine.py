@@ -636,19 +636,11 @@ def _cancel(args: argparse.Namespace) -> int:
 
 def _orphaned_plugins(paths: EnginePaths = EnginePaths()) -> list[int]:
     """Provider plugins of this repository's engine home whose engine is gone (re-parented to init)."""
-    found = []
+    from lastmile.deadline import _parents, _program_of
+
     plugins = (paths.pulumi_home / "plugins").resolve()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            exe = Path(os.readlink(f"/proc/{entry.name}/exe"))
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        if plugins in exe.parents and int(stat[stat.rindex(")") + 2:].split()[1]) == 1:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, parent in _parents().items()
+            if parent == 1 and (exe := _program_of(pid)) is not None and plugins in exe.parents]
 
 
 def _last_lines(text: str, count: int = 12) -> str:

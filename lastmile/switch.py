@@ -62,8 +62,6 @@ def active_slot_change(engine: Any, settings: Any) -> tuple[str | None, str] | N
         release = settings.serving.slots.get(Slot(slot))
         if release is None or served.get(slot) is None:
             continue
-        wanted = {"model": release.model, "version": release.version, "sha256": release.sha256,
-                  "image": release.image}
-        if dict(served[slot]) != wanted:
+        if dict(served[slot]) != release.model_dump():  # a Release's fields are what the outputs record
             return (slot, slot)
     return None

@@ -122,3 +122,10 @@ def test_without_the_local_cluster_each_verb_says_what_it_left_untouched(verb: s
     assert cli.main([verb, "onprem-local"]) == ExitCode.UNAVAILABLE
     err = capsys.readouterr().err
     assert f"lastmile {verb}: cannot run here, {words}:" in err and "lastmile cluster up" in err
+
+
+def test_destroy_reads_the_owner_label_the_namespace_component_writes() -> None:
+    from components.k8s.namespace import OWNER_LABEL
+    from lastmile import ownership
+
+    assert ownership.OWNER_LABEL == OWNER_LABEL  # spelled twice so that lastmile's verbs need not import the SDK
